@@ -1,0 +1,51 @@
+// Package fault holds the few error kinds every layer agrees on. Adapters translate
+// their SDK errors into these; each edge (HTTP, Service Bus) maps them to a status
+// or to retry-versus-park exactly once.
+package fault
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrNotFound: the entity does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: an insert found the entity already there.
+	ErrConflict = errors.New("already exists")
+	// ErrPrecondition: a conditional write lost (stale ETag or version).
+	ErrPrecondition = errors.New("precondition failed")
+)
+
+// FieldError says which input field broke which rule. It is permanent.
+type FieldError struct {
+	Field string
+	Rule  string
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("%s: %s", e.Field, e.Rule) }
+
+// Invalid returns a *FieldError for field and rule.
+func Invalid(field, rule string) error { return &FieldError{Field: field, Rule: rule} }
+
+type permanent struct{ err error }
+
+func (p permanent) Error() string { return p.err.Error() }
+func (p permanent) Unwrap() error { return p.err }
+
+// Permanent marks err as one that redelivery cannot fix (bad input, unknown tenant):
+// a Service Bus message failing with it is parked with its reason, not retried.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanent{err}
+}
+
+// IsPermanent reports whether err (or anything it wraps) was marked Permanent or is a
+// *FieldError.
+func IsPermanent(err error) bool {
+	var p permanent
+	var f *FieldError
+	return errors.As(err, &p) || errors.As(err, &f)
+}

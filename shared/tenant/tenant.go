@@ -1,0 +1,76 @@
+// Package tenant holds customer tenants, the settings this backend acts on, and their
+// agents. It declares the Store it needs; adapters (inmem, tables) implement it.
+package tenant
+
+import (
+	"context"
+	"time"
+)
+
+// PresenceMode says how presence is read from Graph for a tenant.
+type PresenceMode string
+
+const (
+	// ModeAccounts reads presence as the tenant's presence accounts (delegated
+	// Presence.Read.All, guest accounts invited into the tenant): account 1, falling
+	// back to account 2.
+	ModeAccounts PresenceMode = "Accounts"
+	// ModeApplication reads presence with the application permission Presence.Read.All
+	// granted to this app in the tenant.
+	ModeApplication PresenceMode = "Application"
+)
+
+// Names of the per-tenant secrets (see Secrets). Values are never logged or returned.
+const (
+	SecretAccount1Password = "presence-account-1-password"
+	SecretAccount2Password = "presence-account-2-password"
+)
+
+// PresenceSettings is the tenant's presence-tracking configuration (SPEC §2).
+type PresenceSettings struct {
+	Enabled  bool         `json:"enabled"`
+	Mode     PresenceMode `json:"mode"`
+	Account1 string       `json:"account1,omitempty"` // UPN of presence account 1
+	Account2 string       `json:"account2,omitempty"` // UPN of presence account 2 (fallback)
+}
+
+// Tenant is one customer's Microsoft 365 tenant as this backend knows it.
+type Tenant struct {
+	ID        string           `json:"id"` // Entra tenant id (GUID)
+	Name      string           `json:"name"`
+	Presence  PresenceSettings `json:"presence"`
+	Deleted   bool             `json:"deleted,omitempty"` // PendingDeletion: nothing routes
+	UpdatedAt time.Time        `json:"updatedAt"`
+}
+
+// Agent is a user who takes work in one or more services of a tenant.
+type Agent struct {
+	TenantID    string   `json:"tenantId"`
+	ID          string   `json:"id"` // Entra object id; Graph presence is keyed by it
+	UPN         string   `json:"upn,omitempty"`
+	DisplayName string   `json:"displayName,omitempty"`
+	Services    []string `json:"services,omitempty"`
+}
+
+// Store keeps tenants and agents. Implementations are safe for concurrent use.
+// GetTenant returns fault.ErrNotFound for an unknown tenant.
+type Store interface {
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+	// PutTenant inserts or replaces the tenant.
+	PutTenant(ctx context.Context, t Tenant) error
+	// ListTenants returns every tenant, ordered by id.
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	// ListAgents returns the tenant's agents, ordered by id (empty, not an error,
+	// for a tenant with none).
+	ListAgents(ctx context.Context, tenantID string) ([]Agent, error)
+	// PutAgents inserts or replaces agents of one tenant (any number; adapters batch).
+	PutAgents(ctx context.Context, tenantID string, agents []Agent) error
+}
+
+// Secrets keeps per-tenant secrets (presence account passwords, later ACS connection
+// strings) apart from the settings, so that no read of tenant settings carries them.
+// GetSecret returns fault.ErrNotFound when the secret was never set.
+type Secrets interface {
+	GetSecret(ctx context.Context, tenantID, name string) (string, error)
+	PutSecret(ctx context.Context, tenantID, name, value string) error
+}
