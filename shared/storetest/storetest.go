@@ -35,6 +35,7 @@ func Run(t *testing.T, newStores func(t *testing.T) Stores) {
 	t.Run("Health", func(t *testing.T) { testHealth(t, newStores(t).Presences) })
 	t.Run("HealthConcurrentUpdatesLoseNothing", func(t *testing.T) { testHealthRace(t, newStores(t).Presences) })
 	t.Run("Parking", func(t *testing.T) { testParking(t, newStores(t).Parked) })
+	t.Run("ParkingConcurrentReparkKeepsOne", func(t *testing.T) { testParkingRace(t, newStores(t).Parked) })
 }
 
 // at is a fixed instant with sub-second precision that every store must keep.
@@ -284,5 +285,53 @@ func testParking(t *testing.T, s parking.Store) {
 	all, _ := s.ListParked(ctx, "", 2)
 	if len(all) != 2 || all[0].MessageID != "m3" || all[1].MessageID != "m2" {
 		t.Fatalf("newest two of all = %+v", all)
+	}
+}
+
+// testParkingRace: the same message parked concurrently (redeliveries racing, each at
+// its own time) leaves exactly one record, and messages without a MessageID are never
+// merged.
+func testParkingRace(t *testing.T, s parking.Store) {
+	ctx := context.Background()
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make(chan error, n+2)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Park(ctx, parking.Message{Function: "RouteCall", MessageID: "m1", DeliveryCount: i + 1,
+				Reason: "tenantId: unknown tenant", Body: "{}", ParkedAt: at.Add(time.Duration(i) * time.Millisecond)})
+		}()
+	}
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Park(ctx, parking.Message{Function: "RouteCall", Reason: "timer: failed", ParkedAt: at.Add(-time.Hour)})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent park: %v", err)
+		}
+	}
+	got, err := s.ListParked(ctx, "RouteCall", 0)
+	if err != nil {
+		t.Fatalf("list parked: %v", err)
+	}
+	var withID []parking.Message
+	for _, m := range got {
+		if m.MessageID == "m1" {
+			withID = append(withID, m)
+		}
+	}
+	if len(withID) != 1 || len(got) != 3 {
+		t.Fatalf("after %d concurrent parks of m1 and 2 without MessageID: %d records of m1, %d in all; want 1 and 3: %+v", n, len(withID), len(got), got)
+	}
+	if got[0].MessageID != "m1" || got[1].MessageID != "" || got[2].MessageID != "" {
+		t.Fatalf("want m1 (newest) then the two timer records, got %+v", got)
 	}
 }

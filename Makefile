@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make run` (the app locally, no Azure account)
+# and `make test` (every test, with Azurite for the Table storage suite).
+
+AZURITE_VERSION := 3.35.0
+AZURITE := .tools/node_modules/.bin/azurite-table
+STATICCHECK_VERSION := v0.8.2
+GO ?= go
+
+.PHONY: run test bench lint ci package clean-tools
+
+run:
+	$(GO) run ./handler -local
+
+$(AZURITE):
+	npm install --prefix .tools --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
+
+test: $(AZURITE)
+	REQUIRE_AZURITE=1 $(GO) test -race -count=1 ./...
+
+bench: $(AZURITE)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./shared/graph/ ./handler/
+	$(GO) test -run '^$$' -bench . -benchmem ./shared/funchost/ ./shared/tables/
+
+lint:
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+ci: lint test
+
+clean-tools:
+	rm -rf .tools

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/teamscc/teamscc/shared/config"
+	"github.com/teamscc/teamscc/shared/inmem"
+	"github.com/teamscc/teamscc/shared/simulate"
+)
+
+type binding struct {
+	Name      string   `json:"name"`
+	Type      string   `json:"type"`
+	Direction string   `json:"direction"`
+	Schedule  string   `json:"schedule"`
+	QueueName string   `json:"queueName"`
+	Conn      string   `json:"connection"`
+	Route     string   `json:"route"`
+	Methods   []string `json:"methods"`
+	AuthLevel string   `json:"authLevel"`
+}
+
+func readFunctionJSON(t *testing.T) map[string][]binding {
+	t.Helper()
+	dirs, err := filepath.Glob("../functions/*/function.json")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no functions/*/function.json: %v", err)
+	}
+	out := map[string][]binding{}
+	for _, p := range dirs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f struct{ Bindings []binding }
+		if err := json.Unmarshal(b, &f); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		out[filepath.Base(filepath.Dir(p))] = f.Bindings
+	}
+	return out
+}
+
+// Every function folder has a route in routes.go and every route a folder, with the
+// same trigger kind, method and path.
+func TestEveryFunctionFolderHasARouteAndViceVersa(t *testing.T) {
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := inmem.New()
+	app := newApp(cfg, deps{tenants: s, secrets: s, presences: s, parked: s, reader: simulate.NewReader(nil)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	folders := readFunctionJSON(t)
+	kinds := map[string]string{"timerTrigger": "timer", "serviceBusTrigger": "serviceBus", "httpTrigger": "http"}
+	registered := map[string]bool{}
+	for _, f := range app.Functions() {
+		registered[f.Name] = true
+		bs, ok := folders[f.Name]
+		if !ok {
+			t.Errorf("route %s has no functions/%s/function.json", f.Name, f.Name)
+			continue
+		}
+		trigger := bs[0]
+		if kinds[trigger.Type] != f.Kind {
+			t.Errorf("%s: function.json trigger %s, route registered as %s", f.Name, trigger.Type, f.Kind)
+		}
+		if f.Kind == "http" {
+			if len(trigger.Methods) != 1 {
+				t.Errorf("%s: want exactly one method in function.json, got %v", f.Name, trigger.Methods)
+				continue
+			}
+			want := strings.ToUpper(trigger.Methods[0]) + " /api/" + trigger.Route
+			if f.Pattern != want {
+				t.Errorf("%s: route pattern %q, function.json says %q", f.Name, f.Pattern, want)
+			}
+			if trigger.AuthLevel == "anonymous" {
+				t.Errorf("%s: admin endpoints must not be anonymous at the host", f.Name)
+			}
+		}
+	}
+	for name := range folders {
+		if !registered[name] {
+			t.Errorf("functions/%s has no route in routes.go", name)
+		}
+	}
+}
+
+var settingRef = regexp.MustCompile(`^%([A-Za-z0-9_]+)%$`)
+
+// Queue names and schedules are %AppSetting% references, each declared in
+// local.settings.json.example and read by config; and config's settings are all in the
+// example, so a newcomer sees every knob.
+func TestQueueNamesAndSchedulesAreSettingsDeclaredEverywhere(t *testing.T) {
+	b, err := os.ReadFile("../local.settings.json.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var example struct{ Values map[string]string }
+	if err := json.Unmarshal(b, &example); err != nil {
+		t.Fatalf("local.settings.json.example: %v", err)
+	}
+	known := map[string]bool{}
+	for _, s := range config.Settings {
+		known[s.Name] = true
+		if _, ok := example.Values[s.Name]; !ok && s.Name != "FUNCTIONS_CUSTOMHANDLER_PORT" {
+			t.Errorf("setting %s is read by config but missing from local.settings.json.example", s.Name)
+		}
+	}
+	var refs []string
+	for name, bs := range readFunctionJSON(t) {
+		for _, bd := range bs {
+			for field, v := range map[string]string{"schedule": bd.Schedule, "queueName": bd.QueueName} {
+				if bd.Type == "timerTrigger" && field == "queueName" || bd.Type == "serviceBusTrigger" && field == "schedule" || bd.Type == "httpTrigger" || bd.Type == "http" {
+					continue
+				}
+				m := settingRef.FindStringSubmatch(v)
+				if m == nil {
+					t.Errorf("functions/%s: %s %q must be an %%AppSetting%% reference", name, field, v)
+					continue
+				}
+				refs = append(refs, m[1])
+			}
+			if bd.Type == "serviceBusTrigger" && !known[bd.Conn+"__fullyQualifiedNamespace"] {
+				t.Errorf("functions/%s: connection %s has no %s__fullyQualifiedNamespace setting", name, bd.Conn, bd.Conn)
+			}
+		}
+	}
+	sort.Strings(refs)
+	for _, r := range refs {
+		if _, ok := example.Values[r]; !ok {
+			t.Errorf("%%%s%% is not in local.settings.json.example", r)
+		}
+		if !known[r] {
+			t.Errorf("%%%s%% is not a config setting (shared/config.Settings)", r)
+		}
+	}
+	if len(refs) == 0 {
+		t.Fatal("no setting references found: the test would prove nothing")
+	}
+}
+
+// The README's configuration table names every setting with its default.
+func TestReadmeDocumentsEverySetting(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	for _, s := range config.Settings {
+		row := "| `" + s.Name + "` | "
+		if s.Default != "" {
+			row += "`" + s.Default + "` |"
+		}
+		if !strings.Contains(readme, row) {
+			t.Errorf("README configuration table has no row %q", row)
+		}
+	}
+}

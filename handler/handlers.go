@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/teamscc/teamscc/shared/fault"
+	"github.com/teamscc/teamscc/shared/funchost"
+	"github.com/teamscc/teamscc/shared/parking"
+	"github.com/teamscc/teamscc/shared/presence"
+	"github.com/teamscc/teamscc/shared/tenant"
+)
+
+// handlers turns triggers and requests into domain calls and domain results into
+// answers. Domain errors are mapped to statuses by funchost.WriteError only.
+type handlers struct {
+	refresher *presence.Refresher
+	tenants   tenant.Store
+	presences presence.Store
+	parked    parking.Store
+}
+
+var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+func tenantID(s string) (string, error) {
+	if !guidRE.MatchString(s) {
+		return "", fault.Invalid("tenantId", "must be a GUID")
+	}
+	return strings.ToLower(s), nil
+}
+
+// decodeStrict reads a JSON object of at most 64 KiB into v, refusing unknown fields,
+// so that a typo is an error naming the field rather than a silently ignored setting.
+func decodeStrict(r io.Reader, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var ute *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &ute):
+			return fault.Invalid(ute.Field, "must be a "+ute.Type.String())
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fault.Invalid(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field")
+		default:
+			return fault.Invalid("body", "must be a JSON object")
+		}
+	}
+	return nil
+}
+
+// presenceRefresh is the PresenceRefresh timer: refresh every tracked tenant.
+func (h *handlers) presenceRefresh(ctx context.Context, _ funchost.Timer) error {
+	log := funchost.Logger(ctx)
+	sum, err := h.refresher.RefreshAll(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range sum.Results {
+		logResult(log, r, sum.Failed[r.TenantID])
+	}
+	log.Info("presence refreshed", "tenants", sum.Tenants, "agents", sum.Agents, "graph_requests", sum.Requests,
+		"changed", sum.Changed, "failed_tenants", len(sum.Failed))
+	return nil
+}
+
+func logResult(log *slog.Logger, r presence.Result, err error) {
+	attrs := []any{"tenant", r.TenantID, "active", r.Active, "agents", r.Agents, "changed", r.Changed}
+	switch {
+	case err != nil:
+		log.Error("presence refresh failed", append(attrs, "err", err)...)
+	case r.Switched:
+		log.Warn("presence credential switched", append(attrs, "last_error_code", r.Health.LastErrorCode)...)
+	}
+	for _, w := range r.Health.Warnings {
+		log.Warn("presence health warning", "tenant", r.TenantID, "code", w.Code, "message", w.Message)
+	}
+}
+
+// refreshRequest is the body of a PresenceRefreshTenant message.
+type refreshRequest struct {
+	TenantID string `json:"tenantId"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// presenceRefreshTenant refreshes one tenant now (sent when its presence settings
+// change). Malformed bodies and unknown tenants are permanent: the message is parked.
+func (h *handlers) presenceRefreshTenant(ctx context.Context, m funchost.Message) error {
+	var req refreshRequest
+	if err := decodeStrict(strings.NewReader(string(m.Body)), &req); err != nil {
+		return err
+	}
+	id, err := tenantID(req.TenantID)
+	if err != nil {
+		return err
+	}
+	res, err := h.refresher.RefreshTenant(ctx, id)
+	logResult(funchost.Logger(ctx), res, err)
+	return err
+}
+
+// healthView is the answer of GET /api/tenants/{tenantId}/presence/health.
+type healthView struct {
+	TenantID string              `json:"tenantId"`
+	Status   string              `json:"status"` // disabled | notPolledYet | ok | degraded | basic
+	Enabled  bool                `json:"enabled"`
+	Mode     tenant.PresenceMode `json:"mode"`
+	Health   *presence.Health    `json:"health,omitempty"`
+}
+
+func (h *handlers) presenceHealth(w http.ResponseWriter, r *http.Request) {
+	id, err := tenantID(r.PathValue("tenantId"))
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	t, err := h.tenants.GetTenant(r.Context(), id)
+	if err != nil {
+		funchost.WriteError(w, r, fmt.Errorf("tenant: %w", err))
+		return
+	}
+	v := healthView{TenantID: id, Enabled: t.Presence.Enabled, Mode: t.Presence.Mode}
+	hl, err := h.presences.GetHealth(r.Context(), id)
+	switch {
+	case errors.Is(err, fault.ErrNotFound):
+		v.Status = "notPolledYet"
+	case err != nil:
+		funchost.WriteError(w, r, err)
+		return
+	default:
+		v.Health = &hl
+		v.Status = "ok"
+		if len(hl.Warnings) > 0 {
+			v.Status = "degraded"
+		}
+		if hl.Active == presence.CredBasic {
+			v.Status = "basic"
+		}
+	}
+	if !t.Presence.Enabled {
+		v.Status = "disabled"
+	}
+	funchost.WriteJSON(w, http.StatusOK, v)
+}
+
+func (h *handlers) presenceTest(w http.ResponseWriter, r *http.Request) {
+	id, err := tenantID(r.PathValue("tenantId"))
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	var body struct {
+		UPN string `json:"upn"`
+	}
+	if err := decodeStrict(r.Body, &body); err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	res, err := h.refresher.TestUser(r.Context(), id, body.UPN)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	funchost.WriteJSON(w, http.StatusOK, res)
+}
+
+func (h *handlers) parkedMessages(w http.ResponseWriter, r *http.Request) {
+	limit := 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			funchost.WriteError(w, r, fault.Invalid("limit", "must be a whole number 1..500"))
+			return
+		}
+		limit = n
+	}
+	ms, err := h.parked.ListParked(r.Context(), r.URL.Query().Get("function"), limit)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	funchost.WriteJSON(w, http.StatusOK, map[string]any{"messages": ms})
+}

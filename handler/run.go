@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/teamscc/teamscc/shared/config"
+	"github.com/teamscc/teamscc/shared/funchost"
+	"github.com/teamscc/teamscc/shared/graph"
+	"github.com/teamscc/teamscc/shared/inmem"
+	"github.com/teamscc/teamscc/shared/parking"
+	"github.com/teamscc/teamscc/shared/presence"
+	"github.com/teamscc/teamscc/shared/tables"
+	"github.com/teamscc/teamscc/shared/tenant"
+)
+
+// run is the whole program: flags, settings, adapters, serve. It returns when ctx ends.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("handler", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	local := fs.Bool("local", false, "run the whole app locally: embedded storage, simulated tenants, the local host on -listen")
+	root := fs.String("root", ".", "app root holding host.json and functions/ (local mode)")
+	listen := fs.String("listen", "127.0.0.1:7071", "address of the local host's front end (local mode)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *local {
+		return runLocal(ctx, *root, *listen, getenv, stdout)
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	// The host dials 127.0.0.1, never localhost (PLATFORM.md).
+	ln, err := net.Listen("tcp", "127.0.0.1:"+cfg.Port)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("handler starting", "settings", cfg)
+	return serve(ctx, ln, log, func(ctx context.Context) (http.Handler, error) {
+		d, err := azureDeps(ctx, cfg, getenv)
+		if err != nil {
+			return nil, err
+		}
+		return newApp(cfg, d, log), nil
+	})
+}
+
+// serve answers the host's readiness probe (GET /) at once and builds the app in the
+// background: the host polls GET / every 25 ms for at most 30 s, so slow start-up work
+// (creating tables) must not delay it. Invocations wait for the app. A failed build
+// ends the process, so the host restarts it instead of it answering 503 forever.
+func serve(ctx context.Context, ln net.Listener, log *slog.Logger, build func(context.Context) (http.Handler, error)) error {
+	var (
+		app     http.Handler
+		initErr error
+		ready   = make(chan struct{})
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer close(ready)
+		app, initErr = build(ctx)
+		if initErr != nil {
+			log.Error("start-up failed", "err", initErr)
+			cancel()
+			return
+		}
+		log.Info("handler ready")
+	}()
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		select {
+		case <-ready:
+		case <-r.Context().Done():
+			return
+		}
+		if initErr != nil {
+			http.Error(w, "handler failed to start", http.StatusServiceUnavailable)
+			return
+		}
+		app.ServeHTTP(w, r)
+	})}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		<-ctx.Done()
+		shut, done := context.WithTimeout(context.Background(), 10*time.Second)
+		defer done()
+		_ = srv.Shutdown(shut)
+	}()
+	err := srv.Serve(ln)
+	<-stopped
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	<-ready
+	return errors.Join(err, initErr)
+}
+
+// deps are the adapters the app runs on.
+type deps struct {
+	tenants   tenant.Store
+	secrets   tenant.Secrets
+	presences presence.Store
+	parked    parking.Store
+	reader    presence.Reader
+	source    presence.Source
+	now       func() time.Time
+}
+
+// stores is every store interface, as one adapter implements them.
+type stores interface {
+	tenant.Store
+	tenant.Secrets
+	presence.Store
+	parking.Store
+}
+
+func openStores(ctx context.Context, cfg config.Config, getenv func(string) string) (stores, error) {
+	if cfg.Storage == "Memory" {
+		return inmem.New(), nil
+	}
+	s, err := tables.Open(ctx, tables.ConfigFromEnv(getenv))
+	if err != nil {
+		return nil, fmt.Errorf("open table storage: %w", err)
+	}
+	return s, nil
+}
+
+// newGraphReader reads presence from Graph. Without GraphClientId no credential can
+// sign in; rather than stopping the whole app, every tenant's health then says why.
+func newGraphReader(cfg config.Config) (presence.Reader, error) {
+	if cfg.Graph.ClientID == "" {
+		return unconfiguredGraph{}, nil
+	}
+	r, err := graph.New(graph.Options{ClientID: cfg.Graph.ClientID, ClientSecret: cfg.Graph.ClientSecret,
+		BaseURL: cfg.Graph.BaseURL, AuthorityHost: cfg.Graph.AuthorityHost})
+	if err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
+	return r, nil
+}
+
+func azureDeps(ctx context.Context, cfg config.Config, getenv func(string) string) (deps, error) {
+	s, err := openStores(ctx, cfg, getenv)
+	if err != nil {
+		return deps{}, err
+	}
+	r, err := newGraphReader(cfg)
+	if err != nil {
+		return deps{}, err
+	}
+	return deps{tenants: s, secrets: s, presences: s, parked: s, reader: r, source: presence.SourceExtended, now: time.Now}, nil
+}
+
+// newApp registers every function on the protocol layer.
+func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
+	app := funchost.New(funchost.Options{Logger: log, Parker: d.parked, Timeout: 5 * time.Minute})
+	pc := cfg.Presence
+	pc.Source = d.source
+	routes(app, &handlers{
+		refresher: presence.NewRefresher(pc, d.tenants, d.secrets, d.presences, d.reader, d.now),
+		tenants:   d.tenants,
+		presences: d.presences,
+		parked:    d.parked,
+	})
+	return app
+}
+
+// unconfiguredGraph refuses every read with a code that names the missing setting.
+type unconfiguredGraph struct{}
+
+var errGraphNotConfigured = &presence.AuthError{Code: "GraphClientIdNotSet", Message: "the GraphClientId app setting is empty"}
+
+func (unconfiguredGraph) ReadPresences(context.Context, string, presence.Credential, []string) ([]presence.Observation, error) {
+	return nil, errGraphNotConfigured
+}
+
+func (unconfiguredGraph) ReadPresence(context.Context, string, presence.Credential, string) (presence.Observation, error) {
+	return presence.Observation{}, errGraphNotConfigured
+}

@@ -1,0 +1,170 @@
+package tables
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/teamscc/teamscc/shared/tenant"
+)
+
+// tenantPartition is the one partition of the Tenants table: tenants are few, and one
+// partition lists them with a single query.
+const tenantPartition = "tenant"
+
+var replace = &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}
+
+// GetTenant implements tenant.Store: fault.ErrNotFound for an unknown tenant, a
+// *fault.FieldError for an id that cannot be a key.
+func (s *Store) GetTenant(ctx context.Context, id string) (tenant.Tenant, error) {
+	if err := checkKey("tenant.id", id); err != nil {
+		return tenant.Tenant{}, fmt.Errorf("get tenant: %w", err)
+	}
+	resp, err := s.tenants.GetEntity(ctx, tenantPartition, id, nil)
+	if err != nil {
+		return tenant.Tenant{}, wrap("get tenant", err)
+	}
+	r, err := decodeRecord(resp.Value)
+	if err != nil {
+		return tenant.Tenant{}, fmt.Errorf("get tenant: %w", err)
+	}
+	return decodeTenant(r)
+}
+
+func decodeTenant(r record) (tenant.Tenant, error) {
+	var t tenant.Tenant
+	if err := r.data("tenant", &t); err != nil {
+		return tenant.Tenant{}, err
+	}
+	t.ID = r.str("RowKey")
+	return t, nil
+}
+
+// PutTenant implements tenant.Store (insert or replace).
+func (s *Store) PutTenant(ctx context.Context, t tenant.Tenant) error {
+	data, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("put tenant: %w", err)
+	}
+	r, err := newRow("tenant", "tenant.partition", tenantPartition, "tenant.id", t.ID, props{
+		"Data":            string(data),
+		"Name":            t.Name,
+		"Deleted":         t.Deleted,
+		"PresenceEnabled": t.Presence.Enabled,
+		"PresenceMode":    string(t.Presence.Mode),
+		"UpdatedAt":       t.UpdatedAt,
+	})
+	if err != nil {
+		return fmt.Errorf("put tenant: %w", err)
+	}
+	_, err = s.tenants.UpsertEntity(ctx, r.body, replace)
+	return wrap("put tenant", err)
+}
+
+// ListTenants implements tenant.Store: every tenant, ordered by id.
+func (s *Store) ListTenants(ctx context.Context) ([]tenant.Tenant, error) {
+	out := []tenant.Tenant{}
+	err := listAll(ctx, s.tenants, "PartitionKey eq "+odataString(tenantPartition), "RowKey,Data", func(r record) error {
+		t, err := decodeTenant(r)
+		out = append(out, t)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// ListAgents implements tenant.Store: the tenant's agents ordered by id, empty for a
+// tenant with none.
+func (s *Store) ListAgents(ctx context.Context, tenantID string) ([]tenant.Agent, error) {
+	if err := checkKey("tenantId", tenantID); err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	out := []tenant.Agent{}
+	err := listAll(ctx, s.agents, "PartitionKey eq "+odataString(tenantID), "RowKey,Data", func(r record) error {
+		var a tenant.Agent
+		if err := r.data("agent", &a); err != nil {
+			return err
+		}
+		a.TenantID, a.ID = tenantID, r.str("RowKey")
+		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// PutAgents implements tenant.Store: inserts or replaces agents of one tenant in
+// transactions of at most 100, a few at a time. Every agent is validated before the
+// first request; each transaction is atomic, the call is not. An id given twice keeps
+// its last agent.
+func (s *Store) PutAgents(ctx context.Context, tenantID string, agents []tenant.Agent) error {
+	rows := make([]row, 0, len(agents))
+	for _, a := range agents {
+		a.TenantID = tenantID
+		data, err := json.Marshal(a)
+		if err != nil {
+			return fmt.Errorf("put agents: %w", err)
+		}
+		r, err := newRow("agent", "tenantId", tenantID, "agent.id", a.ID, props{
+			"Data":        string(data),
+			"UPN":         a.UPN,
+			"DisplayName": a.DisplayName,
+		})
+		if err != nil {
+			return fmt.Errorf("put agents: %w", err)
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	return wrap("put agents", upsertAll(ctx, s.agents, rows))
+}
+
+// GetSecret implements tenant.Secrets: fault.ErrNotFound when never set. The value is
+// never part of an error.
+func (s *Store) GetSecret(ctx context.Context, tenantID, name string) (string, error) {
+	if err := checkKey("tenantId", tenantID); err != nil {
+		return "", fmt.Errorf("get secret %s: %w", name, err)
+	}
+	if err := checkKey("secret.name", name); err != nil {
+		return "", fmt.Errorf("get secret: %w", err)
+	}
+	resp, err := s.secrets.GetEntity(ctx, tenantID, name, nil)
+	if err != nil {
+		return "", wrap("get secret "+name, err)
+	}
+	r, err := decodeRecord(resp.Value)
+	if err != nil {
+		return "", fmt.Errorf("get secret %s: %w", name, err)
+	}
+	return r.str("Value"), nil
+}
+
+// PutSecret implements tenant.Secrets (insert or replace).
+func (s *Store) PutSecret(ctx context.Context, tenantID, name, value string) error {
+	r, err := newRow("secret", "tenantId", tenantID, "secret.name", name, props{"Value": value})
+	if err != nil {
+		return fmt.Errorf("put secret %s: %w", checkedName(name), err)
+	}
+	_, err = s.secrets.UpsertEntity(ctx, r.body, replace)
+	return wrap("put secret "+name, err)
+}
+
+// checkedName is name if it is a valid key, else a placeholder, so an error never
+// repeats a malformed (possibly pasted-in-the-wrong-field) value.
+func checkedName(name string) string {
+	if checkKey("", name) != nil {
+		return "(invalid name)"
+	}
+	return name
+}
