@@ -18,8 +18,10 @@ test: $(AZURITE)
 	REQUIRE_AZURITE=1 $(GO) test -race -count=1 ./...
 
 bench: $(AZURITE)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./shared/graph/ ./handler/
-	$(GO) test -run '^$$' -bench . -benchmem ./shared/funchost/ ./shared/tables/
+	$(GO) test -run '^$$' -bench PresenceRefresh -benchmem -benchtime 5x ./shared/graph/
+	$(GO) test -run '^$$' -bench StartToReady -benchtime 20x ./handler/
+	$(GO) test -run '^$$' -bench Dispatch -benchmem ./shared/funchost/
+	$(GO) test -run '^$$' -bench SavePresences -benchmem ./shared/tables/
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

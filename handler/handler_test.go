@@ -38,7 +38,7 @@ func (b *syncBuffer) String() string {
 
 func envFrom(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -569,35 +569,3 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
-
-// BenchmarkRefresh50k reads 50,000 presences in chunks of 650, 8 at a time, with
-// 50 ms added to every Graph request (the presence-refresh benchmark's setting).
-func BenchmarkRefresh50k(b *testing.B) {
-	f := NewFake()
-	defer f.Close()
-	all := ids(50000)
-	f.SetPresences(all, "Available", "Available")
-	f.SetLatency(50 * time.Millisecond)
-	r, err := New(f.Options(testClientID))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	for b.Loop() {
-		sem := make(chan struct{}, 8)
-		var wg sync.WaitGroup
-		for lo := 0; lo < len(all); lo += presence.MaxIDsPerRequest {
-			chunk := all[lo:min(lo+presence.MaxIDsPerRequest, len(all))]
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				obs, err := r.ReadPresences(ctx, testTenant, acct1, chunk)
-				if err != nil || len(obs) != len(chunk) {
-					b.Error(len(obs), err)
-				}
-			})
-		}
-		wg.Wait()
-	}
-	b.ReportMetric(float64(f.GraphRequests())/float64(b.N), "requests/op")
-}
