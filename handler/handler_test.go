@@ -210,6 +210,14 @@ func TestLocalRunnerRunsTheAppOnSimulatedTenants(t *testing.T) {
 		t.Errorf("Fabrikam health: %+v %+v", fabrikam, fabrikam.Health)
 	}
 
+	var list struct {
+		Agents []presenceView
+	}
+	if status := getJSON(t, base+"/api/tenants/"+simulate.ContosoID+"/presence", &list); status != http.StatusOK || len(list.Agents) != 20 ||
+		list.Agents[0].Source != presence.SourceSimulated || list.Agents[0].DisplayName == "" {
+		t.Errorf("presence list: %d %+v", status, list.Agents)
+	}
+
 	status, body := post(t, base+"/api/tenants/"+simulate.FabrikamID+"/presence/test", `{"upn":"agent01@fabrikam.example"}`)
 	var tr presence.TestResult
 	_ = json.Unmarshal([]byte(body), &tr)

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/funchost"
@@ -78,6 +79,12 @@ func logResult(log *slog.Logger, r presence.Result, err error) {
 		log.Error("presence refresh failed", append(attrs, "err", err)...)
 	case r.Switched:
 		log.Warn("presence credential switched", append(attrs, "last_error_code", r.Health.LastErrorCode)...)
+	}
+	if !r.WarningsChanged {
+		return
+	}
+	if len(r.Health.Warnings) == 0 {
+		log.Info("presence health warnings cleared", "tenant", r.TenantID)
 	}
 	for _, w := range r.Health.Warnings {
 		log.Warn("presence health warning", "tenant", r.TenantID, "code", w.Code, "message", w.Message)
@@ -148,6 +155,54 @@ func (h *handlers) presenceHealth(w http.ResponseWriter, r *http.Request) {
 		v.Status = "disabled"
 	}
 	funchost.WriteJSON(w, http.StatusOK, v)
+}
+
+// presenceView is one agent's stored presence as GET /api/tenants/{tenantId}/presence
+// shows it.
+type presenceView struct {
+	AgentID      string                `json:"agentId"`
+	DisplayName  string                `json:"displayName,omitempty"`
+	Availability presence.Availability `json:"availability"`
+	Activity     string                `json:"activity,omitempty"`
+	Source       presence.Source       `json:"source,omitempty"`
+	ObservedAt   time.Time             `json:"observedAt,omitzero"`
+}
+
+// presenceList shows every agent of the tenant with the presence routing sees now;
+// an agent never read yet shows PresenceUnknown.
+func (h *handlers) presenceList(w http.ResponseWriter, r *http.Request) {
+	id, err := tenantID(r.PathValue("tenantId"))
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	if _, err := h.tenants.GetTenant(r.Context(), id); err != nil {
+		funchost.WriteError(w, r, fmt.Errorf("tenant: %w", err))
+		return
+	}
+	agents, err := h.tenants.ListAgents(r.Context(), id)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	stored, err := h.presences.LoadPresences(r.Context(), id)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	byID := make(map[string]presence.Presence, len(stored))
+	for _, p := range stored {
+		byID[p.AgentID] = p
+	}
+	out := make([]presenceView, len(agents))
+	for i, a := range agents {
+		p, ok := byID[a.ID]
+		if !ok {
+			p.Availability = presence.PresenceUnknown
+		}
+		out[i] = presenceView{AgentID: a.ID, DisplayName: a.DisplayName, Availability: p.Availability, Activity: p.Activity, Source: p.Source, ObservedAt: p.ObservedAt}
+	}
+	funchost.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
 }
 
 func (h *handlers) presenceTest(w http.ResponseWriter, r *http.Request) {

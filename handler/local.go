@@ -136,6 +136,7 @@ Teams contact center running locally on http://%[1]s
 
 Try:
   curl -s http://%[1]s/api/tenants/%[5]s/presence/health
+  curl -s http://%[1]s/api/tenants/%[5]s/presence             (every agent's presence, changing)
   curl -s http://%[1]s/api/tenants/%[6]s/presence/health      (account 1 needs MFA: account 2 answers)
   curl -s -X POST http://%[1]s/api/tenants/%[5]s/presence/test -d '{"upn":"agent01@contoso.example"}'
   curl -s -X POST http://%[1]s/admin/functions/PresenceRefreshTenant -d '{"input":"{\"tenantId\":\"nope\"}"}'

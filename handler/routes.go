@@ -12,6 +12,7 @@ func routes(app *funchost.App, h *handlers) {
 	app.Timer("PresenceRefresh", h.presenceRefresh)
 	app.ServiceBus("PresenceRefreshTenant", h.presenceRefreshTenant)
 	app.HTTP("PresenceHealth", "GET /api/tenants/{tenantId}/presence/health", http.HandlerFunc(h.presenceHealth))
+	app.HTTP("PresenceList", "GET /api/tenants/{tenantId}/presence", http.HandlerFunc(h.presenceList))
 	app.HTTP("PresenceTest", "POST /api/tenants/{tenantId}/presence/test", http.HandlerFunc(h.presenceTest))
 	app.HTTP("ParkedMessages", "GET /api/ops/parked", http.HandlerFunc(h.parkedMessages))
 }

@@ -157,7 +157,7 @@ func (e *AuthError) Error() string { return "credential refused: " + e.Code + ":
 // AccountStatus is what the last attempt with one credential found.
 type AccountStatus struct {
 	OK        bool      `json:"ok"`
-	CheckedAt time.Time `json:"checkedAt,omitempty"`
+	CheckedAt time.Time `json:"checkedAt,omitzero"`
 	ErrorCode string    `json:"errorCode,omitempty"`
 }
 
@@ -171,15 +171,15 @@ type Warning struct {
 // Health is a tenant's presence health, kept in storage and updated every poll.
 type Health struct {
 	TenantID      string         `json:"tenantId"`
-	Active        CredentialKind `json:"active"`      // credential in use; CredBasic when none works
-	ActiveSince   time.Time      `json:"activeSince"` // when Active last changed
+	Active        CredentialKind `json:"active"`               // credential in use; CredBasic when none works
+	ActiveSince   time.Time      `json:"activeSince,omitzero"` // when Active last changed
 	LastErrorCode string         `json:"lastErrorCode,omitempty"`
 	LastError     string         `json:"lastError,omitempty"`
-	LastErrorAt   time.Time      `json:"lastErrorAt,omitempty"`
-	Account1      AccountStatus  `json:"account1"`
-	Account2      AccountStatus  `json:"account2"`
-	Application   AccountStatus  `json:"application"`
-	LastPollAt    time.Time      `json:"lastPollAt,omitempty"`
+	LastErrorAt   time.Time      `json:"lastErrorAt,omitzero"`
+	Account1      AccountStatus  `json:"account1,omitzero"`
+	Account2      AccountStatus  `json:"account2,omitzero"`
+	Application   AccountStatus  `json:"application,omitzero"`
+	LastPollAt    time.Time      `json:"lastPollAt,omitzero"`
 	LastPollTook  time.Duration  `json:"lastPollTookNs,omitempty"`
 	Agents        int            `json:"agents"`
 	LastChanged   int            `json:"lastChanged"`     // presences written by the last poll

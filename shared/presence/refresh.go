@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,8 +116,11 @@ type Result struct {
 	Requests int            // Graph requests made (ceil(agents/650) per credential tried, plus retries inside the Reader not counted)
 	Changed  int            // presences written
 	Active   CredentialKind // credential that answered; CredBasic when none did
-	Switched bool           // Active differs from the previous poll
-	Health   Health
+	Switched bool           // Active differs from the previous poll (false on the first poll)
+	// WarningsChanged: the set of warning codes differs from the previous poll, so
+	// callers can log warnings when they appear or clear instead of on every poll.
+	WarningsChanged bool
+	Health          Health
 }
 
 // Summary is what RefreshAll did.
@@ -291,8 +295,8 @@ func (r *Refresher) refresh(ctx context.Context, t tenant.Tenant) (Result, error
 		if stale {
 			next = -1 // reload next poll
 		}
-		res.Switched = h.Active != res.Active
-		if res.Switched || h.ActiveSince.IsZero() {
+		res.Switched = h.Active != "" && h.Active != res.Active
+		if h.Active != res.Active {
 			h.Active, h.ActiveSince = res.Active, now
 		}
 		for _, a := range attempts {
@@ -316,7 +320,9 @@ func (r *Refresher) refresh(ctx context.Context, t tenant.Tenant) (Result, error
 		}
 		h.LastPollAt, h.LastPollTook = now, now.Sub(start)
 		h.Agents, h.LastChanged, h.Requests = len(agents), len(changed), res.Requests
-		h.Warnings = warnings(t, h, r.cfg)
+		ws := warnings(t, h, r.cfg)
+		res.WarningsChanged = codes(ws) != codes(h.Warnings)
+		h.Warnings = ws
 		return nil
 	})
 	if err != nil {
@@ -500,6 +506,15 @@ func (h *Health) status(k CredentialKind) *AccountStatus {
 	default:
 		return &h.Application
 	}
+}
+
+func codes(ws []Warning) string {
+	var b strings.Builder
+	for _, w := range ws {
+		b.WriteString(w.Code)
+		b.WriteByte(' ')
+	}
+	return b.String()
 }
 
 func warnings(t tenant.Tenant, h *Health, cfg Config) []Warning {

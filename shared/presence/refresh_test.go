@@ -183,13 +183,16 @@ func TestOfflineBlipsShorterThanTheWindowAreDamped(t *testing.T) {
 
 func TestAccount1FailureFallsBackToAccount2AndReturnsWhenItRecovers(t *testing.T) {
 	f := setup(t, 5, presence.Config{AccountRetry: time.Minute})
-	if res := f.poll(t); res.Active != presence.CredAccount1 {
-		t.Fatalf("active %s, want account1", res.Active)
+	if res := f.poll(t); res.Active != presence.CredAccount1 || res.Switched || res.WarningsChanged {
+		t.Fatalf("first poll: active %s switched %v warnings changed %v; want account1, no switch", res.Active, res.Switched, res.WarningsChanged)
 	}
 	f.rd.refuse[presence.CredAccount1] = "AADSTS50076"
 	res := f.poll(t)
-	if res.Active != presence.CredAccount2 || !res.Switched {
-		t.Fatalf("after MFA on account 1: active %s switched %v", res.Active, res.Switched)
+	if res.Active != presence.CredAccount2 || !res.Switched || !res.WarningsChanged {
+		t.Fatalf("after MFA on account 1: active %s switched %v warnings changed %v", res.Active, res.Switched, res.WarningsChanged)
+	}
+	if again := f.poll(t); again.Switched || again.WarningsChanged {
+		t.Fatalf("a steady poll reports a switch (%v) or new warnings (%v)", again.Switched, again.WarningsChanged)
 	}
 	h := res.Health
 	if h.Account1.ErrorCode != "AADSTS50076" || h.LastErrorCode != "AADSTS50076" || !h.ActiveSince.Equal(f.clk.t) || !h.Account2.OK {
