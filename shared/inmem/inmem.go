@@ -31,8 +31,6 @@ type Store struct {
 	// Writes counts presence rows written, so tests and benchmarks can check that only
 	// changes are written.
 	writes int64
-
-	interact interactState // Interact settings and sessions (interact.go)
 }
 
 type versioned[T any] struct {

@@ -11,7 +11,6 @@
 //	PresenceHealth  PK tenant id      RK "health"         Data (JSON) + Active, Agents, LastErrorCode, LastPollAt
 //	Parked          PK function name  RK inverted ticks "_" id   the message (see parking.go)
 //	                                  RK "id_" id         index row: Ref = the record's RowKey
-//	InteractSettings, InteractSessions: see interact.go
 //
 // Data is the authoritative JSON of the domain struct (so a field added to the domain
 // is kept without touching this package); the typed columns beside it are copies for
@@ -55,8 +54,7 @@ const (
 	tableParked         = "Parked"
 )
 
-var allTables = []string{tableTenants, tableAgents, tableSecrets, tablePresences, tablePresenceHealth, tableParked,
-	tableInteractSettings, tableInteractSessions}
+var allTables = []string{tableTenants, tableAgents, tableSecrets, tablePresences, tablePresenceHealth, tableParked}
 
 // Store is the Table storage implementation of the domain stores. Create it with Open.
 type Store struct {
