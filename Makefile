@@ -30,5 +30,8 @@ lint:
 
 ci: lint test
 
+package:
+	sh scripts/package.sh dist
+
 clean-tools:
 	rm -rf .tools

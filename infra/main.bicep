@@ -1,0 +1,301 @@
+// teamscc on Azure: an Azure Functions custom handler on the Flex Consumption plan, with
+// Table storage, Service Bus, Key Vault and Application Insights, all reached through one
+// user-assigned managed identity (no keys, no connection strings). Deployed by `azd up`.
+//
+// Drift guards (shared/deploytest): every app setting the handler reads (shared/config
+// Settings) and every %Setting% in functions/*/function.json is set below with the code's
+// default; every serviceBusTrigger queue is declared with the trigger's session mode; the
+// app's tables are declared; the app identity holds exactly six data-plane roles.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the azd environment; names and tags every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Region of every resource. It must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object id of the person or pipeline running azd. When set, it gets Table Data Contributor and Key Vault Secrets Officer for troubleshooting; leave empty in production.')
+param principalId string = ''
+
+// ---------------------------------------------------------------------------------------
+// Handler settings. Defaults equal those of shared/config (deploytest checks it).
+// App settings are strings, so the numeric ones are strings too; the handler validates
+// every value at start and names the setting it refuses.
+// ---------------------------------------------------------------------------------------
+
+@description('Client id of this app\'s multi-tenant Entra app registration (GraphClientId).')
+param graphClientId string = ''
+
+@secure()
+@description('Client secret of that registration, for tenants in application mode. When set it is stored in Key Vault and the app setting GraphClientSecret becomes a Key Vault reference; when empty the setting is empty.')
+param graphClientSecret string = ''
+
+@description('NCRONTAB schedule (UTC, with seconds) of the PresenceRefresh timer (PresenceRefreshSchedule).')
+param presenceRefreshSchedule string = '*/15 * * * * *'
+
+@description('Service Bus queue of "refresh this tenant now" requests (PresenceQueue).')
+param presenceQueueName string = 'presence-refresh'
+
+@description('Graph presence requests in flight per tenant, 1..64 (PresenceMaxInFlight).')
+param presenceMaxInFlight string = '8'
+
+@description('Tenants refreshed at once, 1..64 (PresenceMaxTenantsInFlight).')
+param presenceMaxTenantsInFlight string = '4'
+
+@description('Seconds an agent must read Offline before Offline is stored, 0..600 (PresenceOfflineDampingSeconds).')
+param presenceOfflineDampingSeconds string = '30'
+
+@description('Consecutive all-Offline polls before the privacy-mode warning, 1..10000 (PresencePrivacyModePolls).')
+param presencePrivacyModePolls string = '20'
+
+@description('Seconds a refused presence credential is left alone, 10..86400 (PresenceAccountRetrySeconds).')
+param presenceAccountRetrySeconds string = '300'
+
+@description('Microsoft Graph base URL (GraphBaseUrl); change only for national clouds.')
+param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
+
+@description('Entra authority host (EntraAuthorityHost); change only for national clouds.')
+param entraAuthorityHost string = 'https://login.microsoftonline.com/'
+
+@allowed([
+  'debug'
+  'info'
+  'warn'
+  'error'
+])
+@description('Handler log level (LogLevel).')
+param logLevel string = 'info'
+
+@description('Letters/digits prepended to every table name (TableNamePrefix). Leave empty: each deployment has its own storage account.')
+param tableNamePrefix string = ''
+
+// ---------------------------------------------------------------------------------------
+// Hosting
+// ---------------------------------------------------------------------------------------
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Memory of each Flex Consumption instance in MB. Billing is memory x execution time, so 512 costs a quarter of 2048 per second (README.md (Deploy to Azure), cost).')
+param instanceMemoryMB int = 2048
+
+@maxValue(1000)
+@description('Upper bound of Flex Consumption scale-out (the platform accepted 40..1000 when this was written).')
+param maximumInstanceCount int = 40
+
+@description('Route all outbound traffic through a VNet and a NAT gateway with one static public IP (about USD 35/month more), so tenant admins can trust a fixed address in conditional access. Needs the Microsoft.App resource provider registered.')
+param enableNatGateway bool = false
+
+@description('Key Vault purge protection. Once on it cannot be turned off, and `azd down --purge` can no longer purge the vault (its name stays taken for the retention period).')
+param keyVaultEnablePurgeProtection bool = false
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
+// Flex Consumption pulls the deployment package from this blob container.
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
+
+// One entry per Service Bus queue the app uses. `setting` is the app setting that names the
+// queue in functions/*/function.json (`"queueName": "%Setting%"`) and `requiresSession`
+// must equal that trigger's isSessionsEnabled (deploytest checks both). Neither sessions
+// nor duplicate detection can be changed on an existing queue: changing them means a new
+// queue name, or deleting the queue before `azd provision`.
+var serviceBusQueues = [
+  {
+    setting: 'PresenceQueue'
+    name: presenceQueueName
+    requiresSession: false
+  }
+]
+
+// The app's tables (shared/tables allTables; deploytest checks the list). The handler
+// creates missing ones at start too; declaring them keeps `azd provision` the owner.
+var appTables = [
+  'Tenants'
+  'Agents'
+  'Secrets'
+  'Presences'
+  'PresenceHealth'
+  'Parked'
+]
+var tableNames = [for t in appTables: '${tableNamePrefix}${t}']
+
+resource rg 'Microsoft.Resources/resourceGroups@2021-04-01' = {
+  name: '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}api-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    tableNames: tableNames
+  }
+}
+
+module serviceBus 'modules/servicebus.bicep' = {
+  name: 'servicebus'
+  scope: rg
+  params: {
+    name: '${abbrs.serviceBusNamespaces}${resourceToken}'
+    location: location
+    tags: tags
+    queues: serviceBusQueues
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  scope: rg
+  params: {
+    name: '${abbrs.keyVaultVaults}${resourceToken}'
+    location: location
+    tags: tags
+    enablePurgeProtection: keyVaultEnablePurgeProtection
+    graphClientSecret: graphClientSecret
+  }
+}
+
+module network 'modules/network.bicep' = if (enableNatGateway) {
+  name: 'network'
+  scope: rg
+  params: {
+    virtualNetworkName: '${abbrs.networkVirtualNetworks}${resourceToken}'
+    subnetName: '${abbrs.networkVirtualNetworksSubnets}app'
+    natGatewayName: '${abbrs.networkNatGateways}${resourceToken}'
+    publicIpName: '${abbrs.networkPublicIPAddresses}ng-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module rbac 'modules/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    appPrincipalId: identity.outputs.principalId
+    principalId: principalId
+    storageAccountName: storage.outputs.name
+    serviceBusNamespaceName: serviceBus.outputs.name
+    keyVaultName: keyVault.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+// Every app setting of the function app, in one place (deploytest parses this block).
+var appSettings = {
+  // Host storage (timer locks, keys) and the app's tables, identity-based: the account
+  // refuses shared keys, so there is no AzureWebJobsStorage connection string.
+  AzureWebJobsStorage__accountName: storage.outputs.name
+  AzureWebJobsStorage__credential: 'managedidentity'
+  AzureWebJobsStorage__clientId: identity.outputs.clientId
+  // The Service Bus triggers' connection ("connection": "ServiceBusConnection").
+  ServiceBusConnection__fullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
+  ServiceBusConnection__credential: 'managedidentity'
+  ServiceBusConnection__clientId: identity.outputs.clientId
+  // azidentity in the handler: which user-assigned identity a managed-identity credential uses.
+  AZURE_CLIENT_ID: identity.outputs.clientId
+  // Application Insights with local (key) auth disabled: the host signs in as the identity.
+  APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.applicationInsightsConnectionString
+  APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identity.outputs.clientId};Authorization=AAD'
+  // The handler's own settings (shared/config). Flex Consumption rejects
+  // FUNCTIONS_WORKER_RUNTIME and WEBSITE_TIME_ZONE: the runtime comes from functionAppConfig
+  // and schedules are UTC. FUNCTIONS_CUSTOMHANDLER_PORT is set by the host.
+  Storage: 'Tables'
+  TableNamePrefix: tableNamePrefix
+  PresenceRefreshSchedule: presenceRefreshSchedule
+  PresenceQueue: presenceQueueName
+  PresenceMaxInFlight: presenceMaxInFlight
+  PresenceMaxTenantsInFlight: presenceMaxTenantsInFlight
+  PresenceOfflineDampingSeconds: presenceOfflineDampingSeconds
+  PresencePrivacyModePolls: presencePrivacyModePolls
+  PresenceAccountRetrySeconds: presenceAccountRetrySeconds
+  GraphClientId: graphClientId
+  // A Key Vault reference, resolved by the platform with the identity (keyVaultReferenceIdentity).
+  // Empty when no secret was given: a reference to a missing secret would reach the handler
+  // as the literal "@Microsoft.KeyVault(...)" text.
+  GraphClientSecret: empty(graphClientSecret) ? '' : '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.graphClientSecretName})'
+  GraphBaseUrl: graphBaseUrl
+  EntraAuthorityHost: entraAuthorityHost
+  LogLevel: logLevel
+}
+
+module api 'modules/functionapp.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'api'
+    identityId: identity.outputs.id
+    storageBlobEndpoint: storage.outputs.primaryBlobEndpoint
+    deploymentContainerName: deploymentContainerName
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    virtualNetworkSubnetId: enableNatGateway ? network.outputs.subnetId : ''
+    appSettings: appSettings
+  }
+  // Start the host only once its identity may read storage, Service Bus and Key Vault.
+  dependsOn: [
+    rbac
+  ]
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = api.outputs.name
+output SERVICE_API_NAME string = api.outputs.name
+output SERVICE_API_URI string = api.outputs.uri
+output SERVICE_BUS_NAMESPACE string = serviceBus.outputs.name
+output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_MANAGED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.applicationInsightsConnectionString
+// The addresses Entra sees when the presence accounts sign in: tenant admins add them as a
+// trusted named location in conditional access (README.md (Deploy to Azure)). Without the NAT gateway
+// they are the site's possible outbound addresses, which on Flex Consumption are shared
+// and can change; with it, the one static NAT address.
+output OUTBOUND_IP_ADDRESSES string = enableNatGateway ? network.outputs.natPublicIpAddress : api.outputs.possibleOutboundIpAddresses
+output NAT_GATEWAY_PUBLIC_IP string = enableNatGateway ? network.outputs.natPublicIpAddress : ''

@@ -1,0 +1,52 @@
+// Key Vault for the app's secrets: the Graph client secret now; tenant ACS connection
+// strings and the webhook client state later. Access by Azure RBAC only (no access
+// policies): the app identity is Key Vault Secrets User (read), nobody else by default.
+param name string
+param location string
+param tags object = {}
+
+@description('Purge protection; irreversible once on.')
+param enablePurgeProtection bool = false
+
+@secure()
+@description('GraphClientSecret value; the secret is created only when this is not empty.')
+param graphClientSecret string = ''
+
+var graphClientSecretName = 'GraphClientSecret'
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 90
+    // The API refuses an explicit false: leave the property out unless it is turned on.
+    enablePurgeProtection: enablePurgeProtection ? true : null
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      defaultAction: 'Allow'
+      bypass: 'AzureServices'
+    }
+  }
+}
+
+resource graphSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(graphClientSecret)) {
+  parent: vault
+  name: graphClientSecretName
+  properties: {
+    value: graphClientSecret
+    contentType: 'text/plain'
+  }
+}
+
+output id string = vault.id
+output name string = vault.name
+output uri string = vault.properties.vaultUri
+output graphClientSecretName string = graphClientSecretName

@@ -1,0 +1,15 @@
+// Package deploytest holds no code, only tests that keep the deployment in step with
+// the application: azure.yaml, scripts/package.sh and the Bicep under infra/ against
+// host.json, functions/*/function.json, shared/config.Settings and shared/tables.
+//
+// The Bicep compiler cannot run on the development machines, so the tests read the
+// Bicep as text with a small scanner (comments and string literals masked) and check
+// what matters for drift: app settings and their defaults, Service Bus queues and their
+// session mode, tables, role assignments, module wiring (paths, parameters, outputs),
+// bracket balance and API versions. They are a safety net, not a Bicep parser: write
+// the Bicep in the plain style infra/ uses (one `key: value` per line) and they stay
+// reliable. README.md (Deploy to Azure) describes the deployment itself.
+//
+// Run them with `go test -race ./shared/deploytest/`; -short skips the one that builds
+// the deployment package (a Linux -trimpath build of the handler).
+package deploytest
