@@ -32,16 +32,22 @@ const (
 
 // Seed stores the demo tenants, their agents and the presence accounts' passwords.
 func Seed(ctx context.Context, tenants tenant.Store, secrets tenant.Secrets, now time.Time) error {
+	demoTenant := func(id, name, domain string) tenant.Tenant {
+		t := tenant.New(id, name)
+		t.UpdatedAt = now
+		t.Details.O365Domain = domain
+		t.Presence = tenant.PresenceSettings{Enabled: true, Mode: tenant.ModeAccounts,
+			Account1: "presence1@" + domain, Account2: "presence2@" + domain}
+		return t
+	}
 	demo := []struct {
 		t        tenant.Tenant
 		agents   int
 		services []string
 		pw1      string
 	}{
-		{tenant.Tenant{ID: ContosoID, Name: "Contoso (simulated)", UpdatedAt: now, Presence: tenant.PresenceSettings{Enabled: true,
-			Mode: tenant.ModeAccounts, Account1: "presence1@contoso.example", Account2: "presence2@contoso.example"}}, 20, []string{"sales", "support", "billing"}, GoodPassword},
-		{tenant.Tenant{ID: FabrikamID, Name: "Fabrikam (simulated)", UpdatedAt: now, Presence: tenant.PresenceSettings{Enabled: true,
-			Mode: tenant.ModeAccounts, Account1: "presence1@fabrikam.example", Account2: "presence2@fabrikam.example"}}, 8, []string{"helpdesk"}, MFAPassword},
+		{demoTenant(ContosoID, "Contoso (simulated)", "contoso.example"), 20, []string{"sales", "support", "billing"}, GoodPassword},
+		{demoTenant(FabrikamID, "Fabrikam (simulated)", "fabrikam.example"), 8, []string{"helpdesk"}, MFAPassword},
 	}
 	for _, d := range demo {
 		if err := tenants.PutTenant(ctx, d.t); err != nil {

@@ -29,6 +29,8 @@ type Stores struct {
 // Run runs the whole suite. newStores must return empty, isolated stores each call.
 func Run(t *testing.T, newStores func(t *testing.T) Stores) {
 	t.Run("Tenants", func(t *testing.T) { testTenants(t, newStores(t).Tenants) })
+	t.Run("TenantCreateAndUpdate", func(t *testing.T) { testTenantUpdate(t, newStores(t).Tenants) })
+	t.Run("TenantConcurrentUpdatesOneWinnerPerVersion", func(t *testing.T) { testTenantRace(t, newStores(t).Tenants) })
 	t.Run("Agents", func(t *testing.T) { testAgents(t, newStores(t).Tenants) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, newStores(t).Secrets) })
 	t.Run("Presences", func(t *testing.T) { testPresences(t, newStores(t).Presences) })

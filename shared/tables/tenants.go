@@ -43,20 +43,27 @@ func decodeTenant(r record) (tenant.Tenant, error) {
 	return t, nil
 }
 
-// PutTenant implements tenant.Store (insert or replace).
-func (s *Store) PutTenant(ctx context.Context, t tenant.Tenant) error {
+// tenantEntity is the row of a tenant: the whole tenant as JSON in Data, plus a few
+// typed copies for Storage Explorer and Power BI (only Data is read back).
+func tenantEntity(t tenant.Tenant) (row, error) {
 	data, err := json.Marshal(t)
 	if err != nil {
-		return fmt.Errorf("put tenant: %w", err)
+		return row{}, err
 	}
-	r, err := newRow("tenant", "tenant.partition", tenantPartition, "tenant.id", t.ID, props{
+	return newRow("tenant", "tenant.partition", tenantPartition, "tenant.id", t.ID, props{
 		"Data":            string(data),
 		"Name":            t.Name,
 		"Deleted":         t.Deleted,
 		"PresenceEnabled": t.Presence.Enabled,
 		"PresenceMode":    string(t.Presence.Mode),
 		"UpdatedAt":       t.UpdatedAt,
+		"Version":         t.Version,
 	})
+}
+
+// PutTenant implements tenant.Store (insert or replace).
+func (s *Store) PutTenant(ctx context.Context, t tenant.Tenant) error {
+	r, err := tenantEntity(t)
 	if err != nil {
 		return fmt.Errorf("put tenant: %w", err)
 	}

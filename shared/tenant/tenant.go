@@ -36,11 +36,18 @@ type PresenceSettings struct {
 
 // Tenant is one customer's Microsoft 365 tenant as this backend knows it.
 type Tenant struct {
-	ID        string           `json:"id"` // Entra tenant id (GUID)
-	Name      string           `json:"name"`
-	Presence  PresenceSettings `json:"presence"`
-	Deleted   bool             `json:"deleted,omitempty"` // PendingDeletion: nothing routes
-	UpdatedAt time.Time        `json:"updatedAt"`
+	ID         string           `json:"id"` // Entra tenant id (GUID)
+	Name       string           `json:"name"`
+	Details    Details          `json:"details"`
+	Security   Security         `json:"security"`
+	Privacy    Privacy          `json:"privacy"`
+	Extensions Extensions       `json:"extensions"`
+	Presence   PresenceSettings `json:"presence"`
+	Deleted    bool             `json:"deleted,omitempty"` // PendingDeletion: nothing routes
+	UpdatedAt  time.Time        `json:"updatedAt"`
+	// Version counts updates; an update names the version it was based on (If-Match)
+	// and loses with fault.ErrPrecondition when another update came first.
+	Version int64 `json:"version"`
 }
 
 // Agent is a user who takes work in one or more services of a tenant.
@@ -56,8 +63,16 @@ type Agent struct {
 // GetTenant returns fault.ErrNotFound for an unknown tenant.
 type Store interface {
 	GetTenant(ctx context.Context, id string) (Tenant, error)
-	// PutTenant inserts or replaces the tenant.
+	// PutTenant inserts or replaces the tenant (seeding, tests; admin changes use
+	// CreateTenant and UpdateTenant).
 	PutTenant(ctx context.Context, t Tenant) error
+	// CreateTenant inserts a new tenant; fault.ErrConflict if the id exists.
+	CreateTenant(ctx context.Context, t Tenant) error
+	// UpdateTenant reads the tenant, applies fn and writes it back conditionally,
+	// retrying fn on a lost race (so fn must be repeatable), and increments Version.
+	// fault.ErrNotFound for an unknown tenant; an error from fn aborts with nothing
+	// written.
+	UpdateTenant(ctx context.Context, id string, fn func(*Tenant) error) (Tenant, error)
 	// ListTenants returns every tenant, ordered by id.
 	ListTenants(ctx context.Context) ([]Tenant, error)
 	// ListAgents returns the tenant's agents, ordered by id (empty, not an error,
