@@ -111,7 +111,7 @@ func TestAChangeNamesItsFieldsLevelsAndAuditValuesWithoutSecrets(t *testing.T) {
 
 func TestUnknownAndImmutableFieldsAreRefusedByName(t *testing.T) {
 	for body, field := range map[string]string{
-		`{"details":{"colour":"red"}}`:  "details.colour",
+		`{"details":{"colour":"red"}}`:   "details.colour",
 		`{"id":"x"}`:                     "id",
 		`{"version":3}`:                  "version",
 		`{}`:                             "body",
