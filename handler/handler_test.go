@@ -119,7 +119,11 @@ func startHandler(t *testing.T, env map[string]string) (string, *syncBuffer) {
 }
 
 func TestTheHandlerAnswersTheHostsEnvelopes(t *testing.T) {
-	base, logs := startHandler(t, map[string]string{"Storage": "Memory"})
+	is := newIssuer(t)
+	base, logs := startHandler(t, map[string]string{"Storage": "Memory", "AdminAudiences": adminAudience,
+		"EntraAuthorityHost": is.authority(), "EntraJwksUrl": is.srv.URL + "/keys"})
+	admin := adminClient{t: t, base: base}
+	op := is.token(t, "6e6e6e6e-0000-4000-8000-000000000006", "op-1", []string{"Platform.Operator"}, nil, time.Hour)
 	// A Service Bus envelope as the host sends it: the body's properties merged into
 	// Metadata, strings in Data JSON-encoded twice.
 	// A Service Bus envelope as the host sends it: a string body JSON-encoded twice in
@@ -143,7 +147,8 @@ func TestTheHandlerAnswersTheHostsEnvelopes(t *testing.T) {
 		var parked struct {
 			Messages []struct{ Reason, InvocationID string }
 		}
-		getJSON(t, base+"/api/ops/parked?function=PresenceRefreshTenant&limit=1", &parked)
+		_, b, _ := admin.do("GET", "/api/ops/parked?function=PresenceRefreshTenant&limit=1", op, "")
+		_ = json.Unmarshal([]byte(b), &parked)
 		if len(parked.Messages) != 1 || !strings.Contains(parked.Messages[0].Reason, tc.reason) {
 			t.Errorf("%s: newest parked = %+v; want reason %q", name, parked.Messages, tc.reason)
 		}
@@ -156,11 +161,11 @@ func TestTheHandlerAnswersTheHostsEnvelopes(t *testing.T) {
 	if status, resp := post(t, base+"/PresenceRefresh", timer); status != http.StatusOK || !strings.Contains(resp, `"ReturnValue":null`) {
 		t.Errorf("timer: %d %s", status, resp)
 	}
-	if status := getJSON(t, base+"/api/tenants/not-a-guid/presence/health", nil); status != http.StatusBadRequest {
+	if status, _, _ := admin.do("GET", "/api/tenants/not-a-guid/presence/health", op, ""); status != http.StatusBadRequest {
 		t.Errorf("health of a bad tenant id: %d, want 400", status)
 	}
-	if status := getJSON(t, base+"/api/tenants/"+simulate.ContosoID+"/presence/health", nil); status != http.StatusNotFound {
-		t.Errorf("health of an unknown tenant: %d, want 404", status)
+	if status, _, _ := admin.do("GET", "/api/tenants/"+simulate.ContosoID+"/presence/health", op, ""); status != http.StatusNotFound {
+		t.Errorf("health of an unknown tenant (operator): %d, want 404", status)
 	}
 }
 

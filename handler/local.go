@@ -16,6 +16,7 @@ import (
 
 	"github.com/teamscc/teamscc/shared/config"
 	"github.com/teamscc/teamscc/shared/devhost"
+	"github.com/teamscc/teamscc/shared/interact"
 	"github.com/teamscc/teamscc/shared/presence"
 	"github.com/teamscc/teamscc/shared/simulate"
 )
@@ -55,6 +56,7 @@ func runLocal(ctx context.Context, root, listen string, getenv func(string) stri
 		ln.Close()
 		return fmt.Errorf("local host: %w", err)
 	}
+	d.sender = host // the app's kicks go to the local host's in-process queues
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	served := make(chan error, 1)
@@ -80,9 +82,21 @@ func localDeps(ctx context.Context, cfg config.Config, get func(string) string) 
 	if err != nil {
 		return deps{}, err
 	}
-	d := deps{tenants: s, secrets: s, presences: s, parked: s, now: time.Now}
+	// Locally every admin caller is a platform operator: no tokens to mint (the banner
+	// says so). Azure mode always checks tokens.
+	d := deps{tenants: s, secrets: s, presences: s, parked: s, now: time.Now, interact: s, routes: s, audit: s, admin: localAdmin(s)}
 	if cfg.Storage == "Memory" {
 		if err := simulate.Seed(ctx, s, s, time.Now()); err != nil {
+			return deps{}, err
+		}
+		if err := seedRouting(ctx, s, s); err != nil {
+			return deps{}, err
+		}
+		// Interact on for Contoso (mode None), so the widget endpoint answers curl; the
+		// key is in GET /api/tenants/{Contoso}/interact.
+		on := true
+		if _, err := newInteractHandler(cfg, d).svc.UpdateSettings(ctx, simulate.ContosoID, interact.Patch{Enabled: &on,
+			AllowedOrigins: &[]string{"http://localhost:3000"}}); err != nil {
 			return deps{}, err
 		}
 	}
@@ -94,6 +108,10 @@ func localDeps(ctx context.Context, cfg config.Config, get func(string) string) 
 	d.source = presence.SourceExtended
 	return d, err
 }
+
+// localClientState is the Teams webhook's clientState in local mode when no setting
+// names one: a demo value, as in local.settings.json.example.
+const localClientState = "local-demo-client-state"
 
 // localSettings reads settings like Core Tools: the environment first, then
 // local.settings.json's Values if the file exists. Storage defaults to Memory here:
@@ -120,6 +138,9 @@ func localSettings(root string, getenv func(string) string) (func(string) string
 		if k == "Storage" && values[k] == "" {
 			return "Memory"
 		}
+		if k == "TeamsClientState" && values[k] == "" {
+			return localClientState // so the webhook answers the curl examples (loopback only)
+		}
 		return values[k]
 	}, nil
 }
@@ -141,6 +162,11 @@ Try:
   curl -s -X POST http://%[1]s/api/tenants/%[5]s/presence/test -d '{"upn":"agent01@contoso.example"}'
   curl -s -X POST http://%[1]s/admin/functions/PresenceRefreshTenant -d '{"input":"{\"tenantId\":\"nope\"}"}'
   curl -s http://%[1]s/api/ops/parked
+  curl -s -X POST http://%[1]s/api/tenants/%[5]s/services/sales/calls -d '{"callId":"demo-1"}'
+  curl -s http://%[1]s/api/tenants/%[5]s/services/sales/tasks/demo-1/explain   (who was considered, and why)
+  curl -s http://%[1]s/api/tenants/%[5]s                        (tenant details; ETag for PATCH)
+  curl -s http://%[1]s/api/tenants/%[5]s/interact               (the widget key)
+Admin routes need no token here: every local caller is a platform operator.
 Ctrl-C stops.
 
 `, addr, cfg.Storage, graphNote, cfg.Values["PresenceRefreshSchedule"], simulate.ContosoID, simulate.FabrikamID)

@@ -3,16 +3,49 @@ package main
 import (
 	"net/http"
 
+	"github.com/teamscc/teamscc/shared/access"
 	"github.com/teamscc/teamscc/shared/funchost"
 )
 
 // routes is every function of the app, one line each. The function names are the
-// folders under functions/; a test keeps the two in step.
-func routes(app *funchost.App, h *handlers) {
+// folders under functions/; a test keeps the two in step. Every admin route goes
+// through g (an Entra token and a role for the tenant); the widget's and Teams' routes
+// authenticate callers themselves (widget key, clientState).
+func routes(app *funchost.App, g *adminAuth, h *handlers, ta *tenantAdmin) {
 	app.Timer("PresenceRefresh", h.presenceRefresh)
 	app.ServiceBus("PresenceRefreshTenant", h.presenceRefreshTenant)
-	app.HTTP("PresenceHealth", "GET /api/tenants/{tenantId}/presence/health", http.HandlerFunc(h.presenceHealth))
-	app.HTTP("PresenceList", "GET /api/tenants/{tenantId}/presence", http.HandlerFunc(h.presenceList))
-	app.HTTP("PresenceTest", "POST /api/tenants/{tenantId}/presence/test", http.HandlerFunc(h.presenceTest))
-	app.HTTP("ParkedMessages", "GET /api/ops/parked", http.HandlerFunc(h.parkedMessages))
+	app.HTTP("PresenceHealth", "GET /api/tenants/{tenantId}/presence/health", g.guard(access.ReadPresence, h.presenceHealth))
+	app.HTTP("PresenceList", "GET /api/tenants/{tenantId}/presence", g.guard(access.ReadPresence, h.presenceList))
+	app.HTTP("PresenceTest", "POST /api/tenants/{tenantId}/presence/test", g.guard(access.TestPresence, h.presenceTest))
+	app.HTTP("ParkedMessages", "GET /api/ops/parked", g.guard(access.ReadParked, h.parkedMessages))
+
+	app.HTTP("Tenants", "GET /api/tenants", g.authenticated(ta.list(g)))
+	app.HTTP("Tenants", "POST /api/tenants", g.authenticated(ta.create(g)))
+	app.HTTP("Tenant", "GET /api/tenants/{tenantId}", g.guard(access.ReadTenant, ta.get))
+	app.HTTP("Tenant", "PATCH /api/tenants/{tenantId}", g.guard(access.UpdateTenant, ta.update))
+	app.HTTP("Tenant", "DELETE /api/tenants/{tenantId}", g.guard(access.DeleteTenant, ta.remove))
+	app.HTTP("TenantAudit", "GET /api/tenants/{tenantId}/audit", g.guard(access.ReadAudit, ta.auditLog))
+}
+
+// routingRoutes are the call-routing functions.
+func routingRoutes(app *funchost.App, g *adminAuth, h *routingHandlers) {
+	app.ServiceBus("RouteCall", h.routeCall)
+	app.HTTP("RoutingCalls", "POST /api/tenants/{tenantId}/services/{serviceId}/calls", g.guard(access.OperateCalls, h.incomingCall))
+	app.HTTP("RoutingCallEvents", "POST /api/tenants/{tenantId}/services/{serviceId}/tasks/{taskId}/events", g.guard(access.OperateCalls, h.callEvent))
+	app.HTTP("RoutingExplain", "GET /api/tenants/{tenantId}/services/{serviceId}/tasks/{taskId}/explain", g.guard(access.ReadRouting, h.explain))
+	app.HTTP("AgentAfterCallWork", "POST /api/tenants/{tenantId}/agents/{agentId}/acw", g.guard(access.OperateCalls, h.afterCallWork))
+	app.HTTP("TeamsNotifications", "POST /api/teams/notifications", h.teamsWebhook())
+}
+
+// interactRoutes are the Interact functions: the widget's (checked by widget key) and
+// the admin operations.
+func interactRoutes(app *funchost.App, g *adminAuth, h *interactHandler) {
+	app.HTTP("InteractSessions", "POST /api/interact/{tenantId}/sessions", http.HandlerFunc(h.sessions))
+	app.HTTP("InteractSessions", "OPTIONS /api/interact/{tenantId}/sessions", http.HandlerFunc(h.preflight))
+	app.HTTP("InteractSessionClose", "POST /api/interact/{tenantId}/sessions/{sessionId}/close", http.HandlerFunc(h.closeSession))
+	app.HTTP("InteractSessionClose", "OPTIONS /api/interact/{tenantId}/sessions/{sessionId}/close", http.HandlerFunc(h.preflight))
+	app.HTTP("InteractSettings", "GET /api/tenants/{tenantId}/interact", g.guard(access.ManageInteract, h.getSettings))
+	app.HTTP("InteractSettings", "PATCH /api/tenants/{tenantId}/interact", g.guard(access.ManageInteract, h.patchSettings))
+	app.HTTP("InteractKeyRefresh", "POST /api/tenants/{tenantId}/interact/widget-key/refresh", g.guard(access.ManageInteract, h.refreshKey))
+	app.HTTP("InteractAcsCheck", "POST /api/tenants/{tenantId}/interact/acs/check", g.guard(access.ManageInteract, h.checkACS))
 }

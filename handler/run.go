@@ -9,14 +9,22 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/teamscc/teamscc/shared/access"
+	"github.com/teamscc/teamscc/shared/audit"
 	"github.com/teamscc/teamscc/shared/config"
+	"github.com/teamscc/teamscc/shared/entra"
 	"github.com/teamscc/teamscc/shared/funchost"
 	"github.com/teamscc/teamscc/shared/graph"
 	"github.com/teamscc/teamscc/shared/inmem"
+	"github.com/teamscc/teamscc/shared/interact"
 	"github.com/teamscc/teamscc/shared/parking"
 	"github.com/teamscc/teamscc/shared/presence"
+	"github.com/teamscc/teamscc/shared/queue"
+	"github.com/teamscc/teamscc/shared/routing"
+	"github.com/teamscc/teamscc/shared/servicebus"
 	"github.com/teamscc/teamscc/shared/tables"
 	"github.com/teamscc/teamscc/shared/tenant"
 )
@@ -118,6 +126,11 @@ type deps struct {
 	reader    presence.Reader
 	source    presence.Source
 	now       func() time.Time
+	interact  interact.Store
+	routes    routing.Store
+	sender    queue.Sender // kicks; set after the local host exists in local mode
+	audit     audit.Store
+	admin     *adminAuth // admin API authentication; local mode: every caller is an operator
 }
 
 // stores is every store interface, as one adapter implements them.
@@ -126,6 +139,9 @@ type stores interface {
 	tenant.Secrets
 	presence.Store
 	parking.Store
+	interact.Store
+	routing.Store
+	audit.Store
 }
 
 func openStores(ctx context.Context, cfg config.Config, getenv func(string) string) (stores, error) {
@@ -162,20 +178,56 @@ func azureDeps(ctx context.Context, cfg config.Config, getenv func(string) strin
 	if err != nil {
 		return deps{}, err
 	}
-	return deps{tenants: s, secrets: s, presences: s, parked: s, reader: r, source: presence.SourceExtended, now: time.Now}, nil
+	snd, err := newSender(ctx, getenv)
+	if err != nil {
+		return deps{}, err
+	}
+	// One validator checks admin tokens (audience AdminAudiences, any tenant); the group
+	// checker answers "groups overage" tokens through Graph with the app credential.
+	v, err := entra.NewValidator(entra.Options{AuthorityHost: cfg.Graph.AuthorityHost, JWKSURL: cfg.Interact.JWKSURL})
+	if err != nil {
+		return deps{}, fmt.Errorf("admin token validator: %w", err)
+	}
+	resolver := access.Resolver{OperatorRole: cfg.Values["OperatorAppRole"]}
+	if gc, ok := r.(access.GroupChecker); ok {
+		resolver.Groups = gc
+	}
+	return deps{tenants: s, secrets: s, presences: s, parked: s, reader: r, source: presence.SourceExtended, now: time.Now, interact: s,
+		routes: s, sender: snd, audit: s, admin: newAdminAuth(splitList(cfg.Values["AdminAudiences"]), v, resolver, s)}, nil
+}
+
+// newSender is the Service Bus sender the engine kicks services with. With no Service
+// Bus setting at all (a storage-only `func start`), routing answers with an error that
+// names the missing setting instead of the app refusing to start; a setting that is
+// present but wrong stops the start.
+func newSender(ctx context.Context, getenv func(string) string) (queue.Sender, error) {
+	o, err := servicebus.OptionsFromEnv(getenv)
+	if o.ConnectionString == "" && o.FullyQualifiedNamespace == "" {
+		return unwiredSender{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return servicebus.New(ctx, o)
 }
 
 // newApp registers every function on the protocol layer.
 func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
+	if d.admin == nil {
+		panic("newApp: deps.admin is nil: admin routes would be unprotected")
+	}
 	app := funchost.New(funchost.Options{Logger: log, Parker: d.parked, Timeout: 5 * time.Minute})
+	engine := routing.NewEngine(routing.Options{Store: d.routes, Tenants: d.tenants, Presences: d.presences, Sender: d.sender,
+		Queue: cfg.Values["CallsQueue"], Now: d.now, Log: funchost.Logger})
 	pc := cfg.Presence
 	pc.Source = d.source
-	routes(app, &handlers{
-		refresher: presence.NewRefresher(pc, d.tenants, d.secrets, d.presences, d.reader, d.now),
-		tenants:   d.tenants,
-		presences: d.presences,
-		parked:    d.parked,
-	})
+	refresher := presence.NewRefresher(pc, d.tenants, d.secrets, d.presences, d.reader, d.now)
+	// An agent who became deliverable wakes the services they belong to.
+	refresher.OnChanged(engine.PresenceChanged)
+	routes(app, d.admin, &handlers{refresher: refresher, tenants: d.tenants, presences: d.presences, parked: d.parked},
+		&tenantAdmin{tenants: d.tenants, secrets: d.secrets, audit: d.audit, routes: d.routes, now: d.now})
+	interactRoutes(app, d.admin, newInteractHandler(cfg, d))
+	routingRoutes(app, d.admin, &routingHandlers{store: d.routes, tenants: d.tenants, engine: engine, clientState: cfg.Values["TeamsClientState"]})
 	return app
 }
 
@@ -190,4 +242,15 @@ func (unconfiguredGraph) ReadPresences(context.Context, string, presence.Credent
 
 func (unconfiguredGraph) ReadPresence(context.Context, string, presence.Credential, string) (presence.Observation, error) {
 	return presence.Observation{}, errGraphNotConfigured
+}
+
+// splitList reads a comma-separated setting.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

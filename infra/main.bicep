@@ -38,11 +38,27 @@ param graphClientId string = ''
 @description('Client secret of that registration, for tenants in application mode. When set it is stored in Key Vault and the app setting GraphClientSecret becomes a Key Vault reference; when empty the setting is empty.')
 param graphClientSecret string = ''
 
+@secure()
+@description('clientState the Graph call subscriptions send to the Teams webhook, at most 128 characters (TeamsClientState). Stored in Key Vault; empty disables the webhook.')
+param teamsClientState string = ''
+
 @description('NCRONTAB schedule (UTC, with seconds) of the PresenceRefresh timer (PresenceRefreshSchedule).')
 param presenceRefreshSchedule string = '*/15 * * * * *'
 
 @description('Service Bus queue of "refresh this tenant now" requests (PresenceQueue).')
 param presenceQueueName string = 'presence-refresh'
+
+@description('Service Bus queue of routing kicks, one session per service (CallsQueue).')
+param callsQueueName string = 'calls'
+
+@description('Seconds an old Interact widget key keeps working after a refresh, 0..3600 (InteractKeyGraceSeconds).')
+param interactKeyGraceSeconds string = '0'
+
+@description('Comma-separated token audiences the Interact widget\'s tokens may carry when a tenant names none (InteractTokenAudiences).')
+param interactTokenAudiences string = ''
+
+@description('Where Entra publishes its signing keys (EntraJwksUrl); empty derives it from EntraAuthorityHost.')
+param entraJwksUrl string = ''
 
 @description('Graph presence requests in flight per tenant, 1..64 (PresenceMaxInFlight).')
 param presenceMaxInFlight string = '8'
@@ -73,6 +89,12 @@ param entraAuthorityHost string = 'https://login.microsoftonline.com/'
 ])
 @description('Handler log level (LogLevel).')
 param logLevel string = 'info'
+
+@description('Comma-separated audiences of admin API tokens: this app\'s client id and/or App ID URI (AdminAudiences). Empty refuses every admin call.')
+param adminAudiences string = ''
+
+@description('App role value that makes a caller a platform operator (OperatorAppRole).')
+param operatorAppRole string = 'Platform.Operator'
 
 @description('Letters/digits prepended to every table name (TableNamePrefix). Leave empty: each deployment has its own storage account.')
 param tableNamePrefix string = ''
@@ -119,6 +141,12 @@ var serviceBusQueues = [
     name: presenceQueueName
     requiresSession: false
   }
+  {
+    // RouteCall: session = tenant:service, so one matcher per service at a time.
+    setting: 'CallsQueue'
+    name: callsQueueName
+    requiresSession: true
+  }
 ]
 
 // The app's tables (shared/tables allTables; deploytest checks the list). The handler
@@ -130,6 +158,12 @@ var appTables = [
   'Presences'
   'PresenceHealth'
   'Parked'
+  'InteractSettings'
+  'InteractSessions'
+  'RoutingQueues'
+  'RoutingAgents'
+  'RoutingKeys'
+  'Audit'
 ]
 var tableNames = [for t in appTables: '${tableNamePrefix}${t}']
 
@@ -192,6 +226,7 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     enablePurgeProtection: keyVaultEnablePurgeProtection
     graphClientSecret: graphClientSecret
+    teamsClientState: teamsClientState
   }
 }
 
@@ -244,6 +279,10 @@ var appSettings = {
   TableNamePrefix: tableNamePrefix
   PresenceRefreshSchedule: presenceRefreshSchedule
   PresenceQueue: presenceQueueName
+  CallsQueue: callsQueueName
+  InteractKeyGraceSeconds: interactKeyGraceSeconds
+  InteractTokenAudiences: interactTokenAudiences
+  EntraJwksUrl: entraJwksUrl
   PresenceMaxInFlight: presenceMaxInFlight
   PresenceMaxTenantsInFlight: presenceMaxTenantsInFlight
   PresenceOfflineDampingSeconds: presenceOfflineDampingSeconds
@@ -254,9 +293,12 @@ var appSettings = {
   // Empty when no secret was given: a reference to a missing secret would reach the handler
   // as the literal "@Microsoft.KeyVault(...)" text.
   GraphClientSecret: empty(graphClientSecret) ? '' : '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.graphClientSecretName})'
+  TeamsClientState: empty(teamsClientState) ? '' : '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.teamsClientStateName})'
   GraphBaseUrl: graphBaseUrl
   EntraAuthorityHost: entraAuthorityHost
   LogLevel: logLevel
+  AdminAudiences: adminAudiences
+  OperatorAppRole: operatorAppRole
 }
 
 module api 'modules/functionapp.bicep' = {

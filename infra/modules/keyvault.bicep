@@ -12,7 +12,12 @@ param enablePurgeProtection bool = false
 @description('GraphClientSecret value; the secret is created only when this is not empty.')
 param graphClientSecret string = ''
 
+@secure()
+@description('TeamsClientState value (the clientState of the Graph call subscriptions); the secret is created only when this is not empty.')
+param teamsClientState string = ''
+
 var graphClientSecretName = 'GraphClientSecret'
+var teamsClientStateName = 'TeamsClientState'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -46,7 +51,17 @@ resource graphSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty
   }
 }
 
+resource teamsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(teamsClientState)) {
+  parent: vault
+  name: teamsClientStateName
+  properties: {
+    value: teamsClientState
+    contentType: 'text/plain'
+  }
+}
+
 output id string = vault.id
 output name string = vault.name
 output uri string = vault.properties.vaultUri
 output graphClientSecretName string = graphClientSecretName
+output teamsClientStateName string = teamsClientStateName

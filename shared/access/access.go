@@ -154,6 +154,8 @@ const (
 	TestPresence   Operation = "presence.test"   // Test UPN
 	ManageInteract Operation = "interact.manage" // widget key, settings, ACS check
 	ReadReports    Operation = "reports.read"
+	ReadRouting    Operation = "routing.read"    // explain
+	OperateCalls   Operation = "routing.operate" // simulate calls, call events, after-call work
 	ReadParked     Operation = "ops.parked"
 )
 
@@ -168,6 +170,8 @@ var rules = map[Operation][]Role{
 	TestPresence:   {Operator, PartnerAdmin, TenantAdmin},
 	ManageInteract: {Operator, PartnerAdmin, TenantAdmin},
 	ReadReports:    {Operator, PartnerAdmin, TenantAdmin},
+	ReadRouting:    {Operator, PartnerAdmin, TenantAdmin},
+	OperateCalls:   {Operator, TenantAdmin},
 	ReadParked:     {Operator},
 }
 

@@ -34,7 +34,11 @@ var Settings = []Setting{
 	{Name: "TableNamePrefix", Doc: "Letters/digits prepended to every table name (several deployments in one account)."},
 	{Name: "PresenceRefreshSchedule", Default: "*/15 * * * * *", Doc: "NCRONTAB schedule of the PresenceRefresh timer (UTC, with seconds)."},
 	{Name: "PresenceQueue", Default: "presence-refresh", Doc: "Service Bus queue of \"refresh this tenant now\" requests (PresenceRefreshTenant)."},
-	{Name: "ServiceBusConnection__fullyQualifiedNamespace", Doc: "Service Bus namespace host (identity-based connection used by the triggers)."},
+	{Name: "CallsQueue", Default: "calls", Doc: "Service Bus queue (sessions on, session = tenant:service) of \"match this service now\" kicks (RouteCall)."},
+	{Name: "ServiceBusConnection__fullyQualifiedNamespace", Doc: "Service Bus namespace host (identity-based connection used by the triggers and by the handler to send kicks)."},
+	{Name: "ServiceBusConnection__credential", Doc: "`managedidentity` to send with the managed identity; empty for the default Azure credential chain."},
+	{Name: "ServiceBusConnection__clientId", Doc: "Client id of the user-assigned managed identity used for Service Bus."},
+	{Name: "ServiceBusConnection", Secret: true, Doc: "Service Bus connection string, instead of the identity-based settings (a developer's namespace under `func start`). Empty in Azure."},
 	{Name: "PresenceMaxInFlight", Default: "8", Doc: "Graph presence requests in flight per tenant (1..64)."},
 	{Name: "PresenceMaxTenantsInFlight", Default: "4", Doc: "Tenants refreshed at once (1..64)."},
 	{Name: "PresenceOfflineDampingSeconds", Default: "30", Doc: "An agent must read Offline this long before Offline is stored (0..600; 0 stores at once)."},
@@ -45,6 +49,12 @@ var Settings = []Setting{
 	{Name: "GraphBaseUrl", Default: "https://graph.microsoft.com/v1.0", Doc: "Microsoft Graph base URL (national clouds, tests)."},
 	{Name: "EntraAuthorityHost", Default: "https://login.microsoftonline.com/", Doc: "Entra authority host (national clouds, tests)."},
 	{Name: "LogLevel", Default: "info", Doc: "`debug`, `info`, `warn` or `error`."},
+	{Name: "AdminAudiences", Doc: "Comma-separated audiences of admin API tokens (this app's client id and/or App ID URI). Empty: every admin call is refused with 401 (the local runner does not check tokens)."},
+	{Name: "OperatorAppRole", Default: "Platform.Operator", Doc: "App role value that makes a caller a platform operator."},
+	{Name: "InteractKeyGraceSeconds", Default: "0", Doc: "How long a refreshed Interact widget key keeps working (0..3600; 0 refuses it at once)."},
+	{Name: "InteractTokenAudiences", Doc: "Comma-separated token audiences accepted by Interact's token modes for tenants that set none of their own."},
+	{Name: "EntraJwksUrl", Doc: "Entra signing keys (JWKS) URL; empty: `EntraAuthorityHost` + `common/discovery/v2.0/keys`."},
+	{Name: "TeamsClientState", Secret: true, Doc: "clientState the Graph subscriptions send (at most 128 characters); empty disables the webhook"},
 }
 
 // Config is the validated settings.
@@ -54,6 +64,7 @@ type Config struct {
 	LogLevel slog.Level
 	Presence presence.Config
 	Graph    Graph
+	Interact Interact
 	Values   map[string]string // every setting as read (defaults applied); secrets included: never print it
 }
 
@@ -63,6 +74,13 @@ type Graph struct {
 	ClientSecret  string
 	BaseURL       string
 	AuthorityHost string
+}
+
+// Interact is the app-wide part of the Interact widget's settings.
+type Interact struct {
+	KeyGrace  time.Duration // InteractKeyGraceSeconds
+	Audiences []string      // InteractTokenAudiences
+	JWKSURL   string        // EntraJwksUrl ("" = derived from EntraAuthorityHost)
 }
 
 // Load reads and validates every setting. Errors name the setting and the rule.
@@ -121,10 +139,23 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.Presence.OfflineDamping == 0 {
 		c.Presence.OfflineDamping = -1 // 0 in the setting means "store Offline at once"
 	}
-	for _, name := range []string{"GraphBaseUrl", "EntraAuthorityHost"} {
+	c.Interact.KeyGrace = time.Duration(num("InteractKeyGraceSeconds", 0, 3600)) * time.Second
+	for _, a := range strings.Split(v["InteractTokenAudiences"], ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.Interact.Audiences = append(c.Interact.Audiences, a)
+		}
+	}
+	c.Interact.JWKSURL = v["EntraJwksUrl"]
+	for _, name := range []string{"GraphBaseUrl", "EntraAuthorityHost", "EntraJwksUrl"} {
+		if name == "EntraJwksUrl" && v[name] == "" {
+			continue
+		}
 		if !strings.HasPrefix(v[name], "https://") && !strings.HasPrefix(v[name], "http://127.0.0.1") && !strings.HasPrefix(v[name], "http://localhost") {
 			check(fault.Invalid(name, "must be an https:// URL"))
 		}
+	}
+	if len(v["TeamsClientState"]) > 128 { // Graph's limit on a subscription's clientState
+		check(fault.Invalid("TeamsClientState", "at most 128 characters"))
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid settings: %w", joinErrs(errs))

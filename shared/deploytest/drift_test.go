@@ -25,6 +25,7 @@ var notInAzure = map[string]string{
 	"FUNCTIONS_CUSTOMHANDLER_PORT":         "set by the Functions host",
 	"AzureWebJobsStorage":                  "a connection string; the account refuses shared keys (identity-based settings instead)",
 	"AzureWebJobsStorage__tableServiceUri": "optional; the account name gives the endpoint",
+	"ServiceBusConnection":                 "a connection string; the namespace refuses keys (identity-based settings instead)",
 }
 
 // hostSettings are app settings the Bicep may set that the handler does not read
@@ -47,8 +48,9 @@ var forbidden = map[string]string{
 
 // azureValues are settings whose Azure value deliberately differs from the code default.
 var azureValues = map[string]string{
-	"Storage":                         "Tables",
-	"AzureWebJobsStorage__credential": "managedidentity",
+	"Storage":                          "Tables",
+	"AzureWebJobsStorage__credential":  "managedidentity",
+	"ServiceBusConnection__credential": "managedidentity",
 }
 
 // sendOnlyQueues are queues the app only sends to (no trigger reads them), by the app

@@ -50,6 +50,7 @@ type Fake struct {
 	tokenFail map[string]int          // principal -> AADSTS code
 	graphDeny map[string]int          // principal -> HTTP status
 	appSecret string
+	groups    map[string][]string // object id -> group ids (checkMemberGroups)
 
 	latency    atomic.Int64 // ns added to every Graph request
 	faultsLeft atomic.Int64
@@ -114,6 +115,7 @@ func NewFake() *Fake {
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", f.serveToken)
 	mux.HandleFunc("POST /v1.0/communications/getPresencesByUserId", f.graph(f.servePresences))
 	mux.HandleFunc("GET /v1.0/users/{user}/presence", f.graph(f.serveUserPresence))
+	mux.HandleFunc("POST /v1.0/users/{user}/checkMemberGroups", f.graph(f.serveCheckMemberGroups))
 	f.srv = httptest.NewUnstartedServer(mux)
 	f.srv.EnableHTTP2 = true
 	f.srv.StartTLS()
@@ -652,4 +654,36 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// SetGroups makes user (object id) a member of groups, for checkMemberGroups.
+func (f *Fake) SetGroups(user string, groups ...string) {
+	f.mu.Lock()
+	if f.groups == nil {
+		f.groups = map[string][]string{}
+	}
+	f.groups[user] = groups
+	f.mu.Unlock()
+}
+
+func (f *Fake) serveCheckMemberGroups(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		GroupIDs []string `json:"groupIds"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.GroupIDs) == 0 || len(body.GroupIDs) > 20 {
+		graphError(w, http.StatusBadRequest, "Request_BadRequest", "groupIds: 1..20 required")
+		return
+	}
+	f.mu.RLock()
+	member := f.groups[r.PathValue("user")]
+	f.mu.RUnlock()
+	out := []string{}
+	for _, g := range body.GroupIDs {
+		for _, m := range member {
+			if strings.EqualFold(g, m) {
+				out = append(out, g)
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": out})
 }

@@ -207,3 +207,19 @@ func BenchmarkPresenceRefresh(b *testing.B) {
 		})
 	}
 }
+
+func TestMemberOfAnswersGroupOverageWithTheAppCredential(t *testing.T) {
+	f := graph.NewFake()
+	defer f.Close()
+	r, err := graph.New(f.Options(clientID))
+	check(t, err)
+	const user = "7e57e57e-0000-4000-8000-000000000001"
+	f.SetGroups(user, "aaaaaaaa-0000-4000-8000-000000000001", "cccccccc-0000-4000-8000-000000000003")
+	got, err := r.MemberOf(context.Background(), tid, user, []string{"AAAAAAAA-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000002"})
+	if err != nil || len(got) != 1 || got[0] != "AAAAAAAA-0000-4000-8000-000000000001" {
+		t.Fatalf("member of = %v, %v", got, err)
+	}
+	if f.RequestsBy(graph.AppPrincipal(clientID)) != 1 {
+		t.Fatal("checkMemberGroups did not use the application credential")
+	}
+}

@@ -27,10 +27,14 @@ type Store struct {
 	parked    map[string]parking.Message
 	parkSeq   map[string]int64
 	seq       int64
+	rt        routingData // routing.go
+	audit     auditLog    // audit.go
 
 	// Writes counts presence rows written, so tests and benchmarks can check that only
 	// changes are written.
 	writes int64
+
+	interact interactState // Interact settings and sessions (interact.go)
 }
 
 type versioned[T any] struct {

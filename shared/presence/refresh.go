@@ -91,6 +91,16 @@ type Refresher struct {
 
 	mu     sync.Mutex
 	states map[string]*tenantState
+
+	onChanged func(ctx context.Context, tenantID string, changed []Presence) error
+}
+
+// OnChanged sets a function called after every refresh that stored changes, with the
+// changed presences (routing uses it to kick the services an agent became free for).
+// Its error is returned by the refresh (the presences are stored either way). Set it
+// before the first refresh.
+func (r *Refresher) OnChanged(fn func(ctx context.Context, tenantID string, changed []Presence) error) {
+	r.onChanged = fn
 }
 
 type tenantState struct {
@@ -331,6 +341,11 @@ func (r *Refresher) refresh(ctx context.Context, t tenant.Tenant) (Result, error
 	}
 	st.generation = next
 	res.Health = h
+	if len(changed) > 0 && r.onChanged != nil {
+		if err := r.onChanged(ctx, t.ID, changed); err != nil {
+			readErr = errors.Join(readErr, fmt.Errorf("after presence change: %w", err))
+		}
+	}
 	if readErr != nil {
 		return res, fmt.Errorf("read presences: %w", readErr)
 	}

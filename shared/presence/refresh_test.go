@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -399,5 +400,37 @@ func TestTestUserSaysWhichAccountAnswered(t *testing.T) {
 	}
 	if _, err := f.r.TestUser(ctx, "00000000-0000-0000-0000-000000000000", "a@b.com"); !errors.Is(err, fault.ErrNotFound) {
 		t.Fatalf("unknown tenant: %v", err)
+	}
+}
+
+func TestChangedPresencesAreHandedOnAfterTheyAreStored(t *testing.T) {
+	f := setup(t, 3, presence.Config{})
+	var got [][]presence.Presence
+	f.r.OnChanged(func(ctx context.Context, tenantID string, changed []presence.Presence) error {
+		if tenantID != tid {
+			t.Errorf("tenant %s", tenantID)
+		}
+		stored, _ := f.store.LoadPresences(ctx, tenantID)
+		if len(stored) < len(changed) {
+			t.Error("called before the presences were stored")
+		}
+		got = append(got, changed)
+		return nil
+	})
+	f.poll(t)
+	f.poll(t) // nothing changed: no call
+	f.rd.set(agentID(1), presence.Busy, presence.ActivityInACall)
+	f.poll(t)
+	if len(got) != 2 || len(got[0]) != 3 || len(got[1]) != 1 || got[1][0].AgentID != agentID(1) {
+		t.Fatalf("handed on %v", got)
+	}
+	f.r.OnChanged(func(context.Context, string, []presence.Presence) error { return errors.New("queue down") })
+	f.rd.set(agentID(1), presence.Available, "Available")
+	f.clk.advance(15 * time.Second)
+	if _, err := f.r.RefreshTenant(context.Background(), tid); err == nil || !strings.Contains(err.Error(), "queue down") {
+		t.Fatalf("hook error not reported: %v", err)
+	}
+	if p := f.stored(t, agentID(1)); p.Availability != presence.Available {
+		t.Fatal("a failing hook must not undo the stored change")
 	}
 }

@@ -11,6 +11,8 @@
 //	PresenceHealth  PK tenant id      RK "health"         Data (JSON) + Active, Agents, LastErrorCode, LastPollAt
 //	Parked          PK function name  RK inverted ticks "_" id   the message (see parking.go)
 //	                                  RK "id_" id         index row: Ref = the record's RowKey
+//	InteractSettings, InteractSessions: see interact.go
+//	RoutingQueues, RoutingAgents, RoutingKeys: see routing.go
 //
 // Data is the authoritative JSON of the domain struct (so a field added to the domain
 // is kept without touching this package); the typed columns beside it are copies for
@@ -54,7 +56,10 @@ const (
 	tableParked         = "Parked"
 )
 
-var allTables = []string{tableTenants, tableAgents, tableSecrets, tablePresences, tablePresenceHealth, tableParked}
+var allTables = []string{tableTenants, tableAgents, tableSecrets, tablePresences, tablePresenceHealth, tableParked,
+	tableInteractSettings, tableInteractSessions,
+	tableRoutingQueues, tableRoutingAgents, tableRoutingKeys, // routing tables: see routing.go
+	tableAudit}
 
 // Store is the Table storage implementation of the domain stores. Create it with Open.
 type Store struct {

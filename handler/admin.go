@@ -1,0 +1,459 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/teamscc/teamscc/shared/access"
+	"github.com/teamscc/teamscc/shared/audit"
+	"github.com/teamscc/teamscc/shared/entra"
+	"github.com/teamscc/teamscc/shared/fault"
+	"github.com/teamscc/teamscc/shared/funchost"
+	"github.com/teamscc/teamscc/shared/routing"
+	"github.com/teamscc/teamscc/shared/tenant"
+)
+
+// adminAuth authenticates admin API callers (an Entra bearer token for this app) and
+// works out their roles for the tenant a request names. In the local runner verify
+// is nil and every caller is a platform operator, which the banner says.
+type adminAuth struct {
+	verify   func(ctx context.Context, token string) (access.Caller, error)
+	resolver access.Resolver
+	tenants  tenant.Store
+}
+
+// localAdmin is the local runner's admin "authentication": every caller is a platform
+// operator (with the default operator role), so curl needs no token.
+func localAdmin(tenants tenant.Store) *adminAuth {
+	return &adminAuth{resolver: access.Resolver{OperatorRole: "Platform.Operator"}, tenants: tenants}
+}
+
+// adminCall is what the guard found out, for the handler behind it.
+type adminCall struct {
+	caller access.Caller
+	roles  access.Roles
+	tenant tenant.Tenant // set when the route names a tenant
+	mask   access.Masker
+}
+
+type adminCallKey struct{}
+
+// adminFrom returns the guard's findings (never nil behind a guard).
+func adminFrom(ctx context.Context) *adminCall {
+	c, _ := ctx.Value(adminCallKey{}).(*adminCall)
+	if c == nil {
+		return &adminCall{}
+	}
+	return c
+}
+
+// newAdminAuth builds the token check for Azure mode: tokens for one of audiences, from
+// any tenant (the roles decide what they may do). Without audiences every call is
+// refused: an admin API that accepted any token would be open.
+func newAdminAuth(audiences []string, v *entra.Validator, resolver access.Resolver, tenants tenant.Store) *adminAuth {
+	a := &adminAuth{resolver: resolver, tenants: tenants}
+	a.verify = func(ctx context.Context, token string) (access.Caller, error) {
+		if len(audiences) == 0 || v == nil {
+			return access.Caller{}, errors.New("AdminAudiences is not set")
+		}
+		c, err := v.Verify(ctx, token, entra.Want{Audiences: audiences})
+		if err != nil {
+			return access.Caller{}, err
+		}
+		return access.Caller{ObjectID: c.ObjectID, TenantID: c.TenantID, AppRoles: c.Roles, Groups: c.Groups, GroupsOverage: c.GroupsOverage}, nil
+	}
+	return a
+}
+
+// authenticate reads the caller from the bearer token (401 without a valid one).
+func (a *adminAuth) authenticate(w http.ResponseWriter, r *http.Request) (access.Caller, bool) {
+	if a.verify == nil {
+		return access.Caller{ObjectID: "local-developer", AppRoles: []string{a.resolver.OperatorRole}}, true
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		unauthorized(w, r, "no bearer token")
+		return access.Caller{}, false
+	}
+	c, err := a.verify(r.Context(), token)
+	if err != nil {
+		unauthorized(w, r, err.Error())
+		return access.Caller{}, false
+	}
+	return c, true
+}
+
+// authenticated wraps a handler that decides roles itself, per tenant (listing
+// tenants, creating one): only the token is checked here.
+func (a *adminAuth) authenticated(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := a.authenticate(w, r)
+		if !ok {
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), adminCallKey{}, &adminCall{caller: c})))
+	})
+}
+
+// guard wraps an admin handler: 401 without a valid token, 403 without a role that
+// allows op for the tenant in the path (an unknown tenant is 404 for operators and
+// 403 for everyone else, so tenant ids cannot be probed).
+func (a *adminAuth) guard(op access.Operation, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, ok := a.authenticate(w, r)
+		if !ok {
+			return
+		}
+		call := &adminCall{caller: c}
+		var err error
+		if id := r.PathValue("tenantId"); id != "" {
+			call.tenant, call.roles, err = a.rolesFor(r.Context(), call.caller, id)
+		} else {
+			call.roles, err = a.resolver.For(r.Context(), call.caller, tenant.Tenant{})
+		}
+		if err != nil && !errors.Is(err, fault.ErrNotFound) {
+			funchost.WriteError(w, r, err)
+			return
+		}
+		if !access.Allowed(call.roles, op) {
+			if errors.Is(err, fault.ErrNotFound) && call.roles.Has(access.Operator) {
+				funchost.WriteError(w, r, fmt.Errorf("tenant: %w", fault.ErrNotFound))
+				return
+			}
+			forbidden(w, r, "", "no role of yours allows "+string(op)+" here")
+			return
+		}
+		if errors.Is(err, fault.ErrNotFound) {
+			funchost.WriteError(w, r, fmt.Errorf("tenant: %w", fault.ErrNotFound))
+			return
+		}
+		call.mask = access.MaskerFor(call.roles, call.tenant)
+		h(w, r.WithContext(context.WithValue(r.Context(), adminCallKey{}, call)))
+	})
+}
+
+// rolesFor loads the tenant and the caller's roles for it. An unknown tenant gives the
+// roles a caller has everywhere (operator) and fault.ErrNotFound.
+func (a *adminAuth) rolesFor(ctx context.Context, c access.Caller, id string) (tenant.Tenant, access.Roles, error) {
+	if !tenant.IsGUID(id) {
+		return tenant.Tenant{}, access.Roles{}, fault.Invalid("tenantId", "must be a GUID")
+	}
+	t, err := a.tenants.GetTenant(ctx, strings.ToLower(id))
+	if errors.Is(err, fault.ErrNotFound) {
+		r, rerr := a.resolver.For(ctx, c, tenant.Tenant{})
+		return tenant.Tenant{}, r, errors.Join(err, rerr)
+	}
+	if err != nil {
+		return tenant.Tenant{}, access.Roles{}, err
+	}
+	r, err := a.resolver.For(ctx, c, t)
+	return t, r, err
+}
+
+func unauthorized(w http.ResponseWriter, r *http.Request, why string) {
+	funchost.Logger(r.Context()).Info("admin call refused", "status", 401, "reason", why)
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	funchost.WriteJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "unauthorized", "message": "a valid bearer token for this app is required"}})
+}
+
+func forbidden(w http.ResponseWriter, r *http.Request, field, msg string) {
+	funchost.Logger(r.Context()).Info("admin call refused", "status", 403, "field", field)
+	e := map[string]string{"code": "forbidden", "message": msg}
+	if field != "" {
+		e["field"] = field
+	}
+	funchost.WriteJSON(w, http.StatusForbidden, map[string]any{"error": e})
+}
+
+// tenantAdmin serves the tenant administration API.
+type tenantAdmin struct {
+	tenants tenant.Store
+	secrets tenant.Secrets
+	audit   audit.Store
+	routes  routing.Store
+	now     func() time.Time
+}
+
+// tenantView is a tenant as the API shows it: never a secret, only whether it is set.
+type tenantView struct {
+	tenant.Tenant
+	Secrets map[string]bool `json:"secretsSet"`
+}
+
+func (ta *tenantAdmin) view(ctx context.Context, t tenant.Tenant) tenantView {
+	v := tenantView{Tenant: t, Secrets: map[string]bool{}}
+	for _, name := range []string{tenant.SecretAccount1Password, tenant.SecretAccount2Password} {
+		_, err := ta.secrets.GetSecret(ctx, t.ID, name)
+		v.Secrets[name] = err == nil
+	}
+	return v
+}
+
+func writeTenant(w http.ResponseWriter, status int, v tenantView) {
+	w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(v.Version, 10)))
+	funchost.WriteJSON(w, status, v)
+}
+
+// record appends an audit entry; a failure is logged, not returned: the change is made.
+func (ta *tenantAdmin) record(ctx context.Context, call *adminCall, tenantID, op string, fields map[string]string) {
+	roles := make([]string, 0, 2)
+	for _, r := range call.roles.List() {
+		roles = append(roles, string(r))
+	}
+	e := audit.Entry{TenantID: tenantID, At: ta.now().UTC(), ActorID: call.caller.ObjectID, ActorTenant: call.caller.TenantID,
+		Roles: roles, Operation: op, Target: tenantID, Fields: fields}
+	if err := ta.audit.Append(ctx, e); err != nil {
+		funchost.Logger(ctx).Error("audit entry not written", "tenant", tenantID, "operation", op, "err", err)
+	}
+}
+
+func (ta *tenantAdmin) get(w http.ResponseWriter, r *http.Request) {
+	writeTenant(w, http.StatusOK, ta.view(r.Context(), adminFrom(r.Context()).tenant))
+}
+
+// list shows the tenants the caller has a role for (all of them for an operator).
+func (ta *tenantAdmin) list(auth *adminAuth) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		call := adminFrom(r.Context())
+		all, err := ta.tenants.ListTenants(r.Context())
+		if err != nil {
+			funchost.WriteError(w, r, err)
+			return
+		}
+		out := []tenantView{}
+		for _, t := range all {
+			roles, err := auth.resolver.For(r.Context(), call.caller, t)
+			if err != nil {
+				funchost.WriteError(w, r, err)
+				return
+			}
+			if access.Allowed(roles, access.ReadTenant) {
+				out = append(out, ta.view(r.Context(), t))
+			}
+		}
+		funchost.WriteJSON(w, http.StatusOK, map[string]any{"tenants": out})
+	}
+}
+
+// create adds a tenant: {"id","name", and any other fields as in PATCH}. The caller's
+// roles are those they would hold for the new tenant: an operator, or a partner admin
+// whose partner administration group the tenant names (so nobody creates a tenant they
+// are locked out of). Each field must be one the role may set.
+func (ta *tenantAdmin) create(auth *adminAuth) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		call := adminFrom(r.Context())
+		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		if err != nil {
+			funchost.WriteError(w, r, fault.Invalid("body", "could not be read"))
+			return
+		}
+		var head struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		}
+		var rest map[string]json.RawMessage
+		if json.Unmarshal(body, &head) != nil || json.Unmarshal(body, &rest) != nil {
+			funchost.WriteError(w, r, fault.Invalid("body", "must be a JSON object"))
+			return
+		}
+		delete(rest, "id")
+		t := tenant.New(strings.ToLower(strings.TrimSpace(head.ID)), strings.TrimSpace(head.Name))
+		var change tenant.Change
+		if len(rest) > 0 {
+			restJSON, _ := json.Marshal(rest)
+			if change, err = tenant.ParseChange(restJSON, t); err != nil {
+				funchost.WriteError(w, r, err)
+				return
+			}
+			_ = change.Apply(&t)
+		}
+		if err := tenant.ValidateNew(t); err != nil {
+			funchost.WriteError(w, r, err)
+			return
+		}
+		roles, err := auth.resolver.For(r.Context(), call.caller, t)
+		if err != nil {
+			funchost.WriteError(w, r, err)
+			return
+		}
+		if !access.Allowed(roles, access.CreateTenant) {
+			forbidden(w, r, "security.partnerAdminGroup", "only an operator, or a partner admin naming their own partner administration group, may create a tenant")
+			return
+		}
+		for i, path := range change.Paths() {
+			if !access.MayChange(roles, change.Levels()[i]) {
+				forbidden(w, r, path, path+": your role may not set this field")
+				return
+			}
+		}
+		call.roles = roles
+		t.UpdatedAt = ta.now().UTC()
+		if err := ta.tenants.CreateTenant(r.Context(), t); err != nil {
+			funchost.WriteError(w, r, fmt.Errorf("id: %w", err))
+			return
+		}
+		if err := ta.putSecrets(r.Context(), t.ID, change); err != nil {
+			funchost.WriteError(w, r, err)
+			return
+		}
+		fields := change.Audit()
+		if fields == nil {
+			fields = map[string]string{}
+		}
+		fields["id"], fields["name"] = strconv.Quote(t.ID), strconv.Quote(t.Name)
+		ta.record(r.Context(), call, t.ID, string(access.CreateTenant), fields)
+		t.Version = 1
+		writeTenant(w, http.StatusCreated, ta.view(r.Context(), t))
+	}
+}
+
+func (ta *tenantAdmin) putSecrets(ctx context.Context, tenantID string, c tenant.Change) error {
+	for _, s := range c.Secrets {
+		if err := ta.secrets.PutSecret(ctx, tenantID, s.Name, s.Value); err != nil {
+			return fmt.Errorf("store secret: %w", err)
+		}
+	}
+	return nil
+}
+
+// update changes the fields a JSON object names. It needs If-Match with the version
+// the change was based on (428 without, 412 when another change came first); a field
+// the caller's role may not change is 403 naming it; a broken rule is 400 naming the
+// field; in every refusal nothing is written.
+func (ta *tenantAdmin) update(w http.ResponseWriter, r *http.Request) {
+	call := adminFrom(r.Context())
+	base, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(r.Header.Get("If-Match"), "W/"), `"`), 10, 64)
+	if err != nil {
+		funchost.WriteJSON(w, http.StatusPreconditionRequired, map[string]any{"error": map[string]string{"code": "preconditionRequired",
+			"field": "If-Match", "message": "If-Match: must carry the ETag (version) the change is based on"}})
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
+		funchost.WriteError(w, r, fault.Invalid("body", "could not be read"))
+		return
+	}
+	change, err := tenant.ParseChange(body, call.tenant)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	for i, path := range change.Paths() {
+		if !access.MayChange(call.roles, change.Levels()[i]) {
+			forbidden(w, r, path, path+": your role may not change this field")
+			return
+		}
+	}
+	now := ta.now().UTC()
+	t, err := ta.tenants.UpdateTenant(r.Context(), call.tenant.ID, func(t *tenant.Tenant) error {
+		if t.Version != base {
+			return fmt.Errorf("If-Match: version %d, the tenant is at %d: %w", base, t.Version, fault.ErrPrecondition)
+		}
+		t.UpdatedAt = now
+		return change.Apply(t)
+	})
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	if err := ta.putSecrets(r.Context(), t.ID, change); err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	ta.record(r.Context(), call, t.ID, string(access.UpdateTenant), change.Audit())
+	writeTenant(w, http.StatusOK, ta.view(r.Context(), t))
+}
+
+// remove marks the tenant PendingDeletion: it needs {"confirm":"YES"}; every service
+// of the tenant turns PendingDeletion at once, so nothing routes; a later provisioning
+// run removes the data. Deleting a deleted tenant answers the same again.
+func (ta *tenantAdmin) remove(w http.ResponseWriter, r *http.Request) {
+	call := adminFrom(r.Context())
+	var body struct {
+		Confirm string `json:"confirm"`
+	}
+	if err := decodeStrict(r.Body, &body); err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	if body.Confirm != "YES" {
+		funchost.WriteError(w, r, fault.Invalid("confirm", `must be exactly "YES"`))
+		return
+	}
+	now := ta.now().UTC()
+	t := call.tenant
+	if !t.Deleted {
+		var err error
+		t, err = ta.tenants.UpdateTenant(r.Context(), t.ID, func(t *tenant.Tenant) error {
+			t.Deleted, t.UpdatedAt = true, now
+			return nil
+		})
+		if err != nil {
+			funchost.WriteError(w, r, err)
+			return
+		}
+	}
+	services, err := ta.routes.ListServices(r.Context(), t.ID)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	for _, s := range services {
+		if s.PendingDeletion {
+			continue
+		}
+		s.PendingDeletion, s.UpdatedAt = true, now
+		if err := ta.routes.PutService(r.Context(), s); err != nil {
+			funchost.WriteError(w, r, err)
+			return
+		}
+	}
+	if !call.tenant.Deleted {
+		ta.record(r.Context(), call, t.ID, string(access.DeleteTenant), map[string]string{"deleted": "true"})
+	}
+	funchost.Logger(r.Context()).Warn("tenant marked for deletion", slog.String("tenant", t.ID), slog.Int("services", len(services)))
+	funchost.WriteJSON(w, http.StatusAccepted, map[string]any{"tenantId": t.ID, "status": "PendingDeletion", "services": len(services)})
+}
+
+// auditLog lists the tenant's audit entries: ?from=&to= (RFC 3339) &limit= (1..1000).
+func (ta *tenantAdmin) auditLog(w http.ResponseWriter, r *http.Request) {
+	call := adminFrom(r.Context())
+	q := r.URL.Query()
+	var from, to time.Time
+	for name, dst := range map[string]*time.Time{"from": &from, "to": &to} {
+		if s := q.Get(name); s != "" {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				funchost.WriteError(w, r, fault.Invalid(name, "must be an RFC 3339 time"))
+				return
+			}
+			*dst = t
+		}
+	}
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			funchost.WriteError(w, r, fault.Invalid("limit", "must be a whole number 1..1000"))
+			return
+		}
+		limit = n
+	}
+	es, err := ta.audit.ListAudit(r.Context(), call.tenant.ID, from, to, limit)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	for i := range es {
+		es[i].ActorID = call.mask.User(es[i].ActorID)
+	}
+	funchost.WriteJSON(w, http.StatusOK, map[string]any{"entries": es})
+}

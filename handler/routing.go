@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/teamscc/teamscc/shared/fault"
+	"github.com/teamscc/teamscc/shared/funchost"
+	"github.com/teamscc/teamscc/shared/queue"
+	"github.com/teamscc/teamscc/shared/routing"
+	"github.com/teamscc/teamscc/shared/simulate"
+	"github.com/teamscc/teamscc/shared/tenant"
+)
+
+// routingHandlers serve call routing: the RouteCall kicks, the call intake and call
+// events (what the Teams webhook calls; over HTTP for the local runner), explain and
+// after-call work.
+type routingHandlers struct {
+	engine  *routing.Engine
+	store   routing.Store
+	tenants tenant.Store
+	// clientState is the TeamsClientState setting: what Graph's subscriptions send
+	// in every notification; "" disables the Teams webhook (teams.go).
+	clientState string
+}
+
+// routeCall is the RouteCall Service Bus function: one kick = "match this service
+// now". Malformed kicks and unknown tenants or services are permanent (parked).
+func (h *routingHandlers) routeCall(ctx context.Context, m funchost.Message) error {
+	var k routing.Kick
+	if err := decodeStrict(strings.NewReader(string(m.Body)), &k); err != nil {
+		return err
+	}
+	tid, err := tenantID(k.TenantID)
+	if err != nil {
+		return err
+	}
+	if err := routing.CheckID("serviceId", k.ServiceID); err != nil {
+		return err
+	}
+	res, err := h.engine.Kick(ctx, tid, k.ServiceID, k.Reason)
+	if err != nil {
+		return err
+	}
+	funchost.Logger(ctx).Debug("kick done", "tenant", tid, "service", k.ServiceID, "reason", k.Reason,
+		"open", res.Open, "offered", res.Offered, "waiting", res.Waiting, "skipped", res.Skipped)
+	return nil
+}
+
+func pathIDs(r *http.Request, names ...string) ([]string, error) {
+	out := make([]string, len(names))
+	for i, n := range names {
+		v := r.PathValue(n)
+		if n == "tenantId" {
+			id, err := tenantID(v)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = id
+			continue
+		}
+		if err := routing.CheckID(n, v); err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// incomingCall creates a call's task (as the Teams webhook does) and kicks the
+// service: 202 with the task.
+func (h *routingHandlers) incomingCall(w http.ResponseWriter, r *http.Request) {
+	ids, err := pathIDs(r, "tenantId", "serviceId")
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	var body struct {
+		CallID   string `json:"callId"`
+		Priority string `json:"priority"`
+	}
+	if err := decodeStrict(r.Body, &body); err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	p, err := routing.ParsePriority(body.Priority)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	task, err := h.engine.IncomingCall(r.Context(), routing.IncomingCall{TenantID: ids[0], ServiceID: ids[1], CallID: body.CallID, Priority: p})
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	funchost.WriteJSON(w, http.StatusAccepted, task)
+}
+
+// callEvent applies a call-state change (Answered, Declined, Ended).
+func (h *routingHandlers) callEvent(w http.ResponseWriter, r *http.Request) {
+	ids, err := pathIDs(r, "tenantId", "serviceId", "taskId")
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	var body struct {
+		AgentID string `json:"agentId"`
+		Change  string `json:"change"`
+		Key     string `json:"key"`
+	}
+	if err := decodeStrict(r.Body, &body); err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	c, err := routing.ParseChange(body.Change)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	task, err := h.engine.CallStateChanged(r.Context(), routing.CallEvent{TenantID: ids[0], ServiceID: ids[1], TaskID: ids[2],
+		AgentID: body.AgentID, Change: c, Key: body.Key})
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	funchost.WriteJSON(w, http.StatusOK, task)
+}
+
+// ExplainView is the answer of the explain endpoint: the task's state and its last
+// routing attempt, each agent with its display name and UPN.
+type ExplainView struct {
+	TenantID  string              `json:"tenantId"`
+	ServiceID string              `json:"serviceId"`
+	TaskID    string              `json:"taskId"`
+	State     routing.TaskState   `json:"state"`
+	Outcome   routing.Outcome     `json:"outcome,omitempty"`
+	Attempts  int                 `json:"attempts"`
+	History   []routing.Attempt   `json:"history,omitempty"`
+	Explain   *routing.Explain    `json:"explain"`
+	Agents    map[string]AgentRef `json:"agents"` // agent id → who
+}
+
+// AgentRef names an agent in a view.
+type AgentRef struct {
+	DisplayName string `json:"displayName,omitempty"`
+	UPN         string `json:"upn,omitempty"`
+}
+
+func (h *routingHandlers) explain(w http.ResponseWriter, r *http.Request) {
+	ids, err := pathIDs(r, "tenantId", "serviceId", "taskId")
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	task, err := h.store.GetTask(r.Context(), ids[0], ids[1], ids[2])
+	if err != nil {
+		funchost.WriteError(w, r, fmt.Errorf("task: %w", err))
+		return
+	}
+	agents, err := h.tenants.ListAgents(r.Context(), ids[0])
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	v := ExplainView{TenantID: ids[0], ServiceID: ids[1], TaskID: task.ID, State: task.State, Outcome: task.Outcome,
+		Attempts: task.Attempts, History: task.History, Explain: task.Explain, Agents: map[string]AgentRef{}}
+	if task.Explain != nil {
+		listed := map[string]bool{}
+		for _, e := range task.Explain.Agents {
+			listed[e.AgentID] = true
+		}
+		// Names and UPNs are user identifiers: masked for partners unless the tenant
+		// allows them (SPEC §2). Agent ids stay, so entries and names still correlate.
+		mask := adminFrom(r.Context()).mask
+		for _, a := range agents {
+			if listed[a.ID] {
+				v.Agents[a.ID] = AgentRef{DisplayName: mask.User(a.DisplayName), UPN: mask.User(a.UPN)}
+			}
+		}
+	}
+	funchost.WriteJSON(w, http.StatusOK, v)
+}
+
+// afterCallWork ends an agent's ACW early or extends it.
+func (h *routingHandlers) afterCallWork(w http.ResponseWriter, r *http.Request) {
+	ids, err := pathIDs(r, "tenantId", "agentId")
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	var body struct {
+		Action  string `json:"action"`
+		Seconds int    `json:"seconds"`
+	}
+	if err := decodeStrict(r.Body, &body); err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	var a routing.AgentState
+	switch body.Action {
+	case "end":
+		a, err = h.engine.EndACW(r.Context(), ids[0], ids[1])
+	case "extend":
+		if body.Seconds < 1 || body.Seconds > 3600 {
+			err = fault.Invalid("seconds", "must be a whole number 1..3600")
+			break
+		}
+		a, err = h.engine.ExtendACW(r.Context(), ids[0], ids[1], time.Duration(body.Seconds)*time.Second)
+	default:
+		err = fault.Invalid("action", "must be end or extend")
+	}
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	funchost.WriteJSON(w, http.StatusOK, map[string]any{"agentId": a.AgentID, "acwUntil": a.ACWUntil})
+}
+
+// unwiredSender stands in until the Service Bus adapter is wired in Azure mode: every
+// send fails (so the caller retries) with a message naming what is missing.
+type unwiredSender struct{}
+
+var errSenderUnwired = errors.New("no Service Bus sender is wired in this mode (shared/servicebus)")
+
+func (unwiredSender) Send(context.Context, string, queue.Message) error { return errSenderUnwired }
+func (unwiredSender) Schedule(context.Context, string, queue.Message, time.Time) (int64, error) {
+	return 0, errSenderUnwired
+}
+func (unwiredSender) Cancel(context.Context, string, int64) error { return errSenderUnwired }
+
+// demoSalesResourceAccount is the resource account the teams fixtures call
+// (shared/teams/testdata/incoming_created.json); the demo sales service answers it.
+const demoSalesResourceAccount = "0d1e2f3a-4b5c-4d6e-8f70-81a2b3c4d5e6"
+
+// seedRouting gives the local runner's simulated tenants their demo services and the
+// agents' routing profiles: Contoso's sales (Teams-based, longest idle, persistent
+// RONA 60 s, 20 s ring, ACW 20 s with early end and 60 s extension, PSTN licence),
+// support (skill-based: English ≥ 3, relaxing to ≥ 1 after 30 s; every Contoso agent
+// is on duty for it, so it shares agents with sales and billing) and billing
+// (Teams-based, round robin, Busy allowed); Fabrikam's helpdesk (broadcast to 3).
+// Each has Targets, so the Teams webhook finds it: sales answers the resource account
+// of shared/teams/testdata (demoSalesResourceAccount) and +15555550100, support
+// +15555550101, billing +15555550102, helpdesk +15555550110 (fictional numbers).
+func seedRouting(ctx context.Context, rs routing.Store, ts tenant.Store) error {
+	now := time.Now().UTC()
+	acw := 20
+	services := []routing.Service{
+		{TenantID: simulate.ContosoID, ID: "sales", Name: "Sales", Type: routing.TeamsBased, PSTNLicence: true, UpdatedAt: now,
+			Targets: []string{demoSalesResourceAccount, "+15555550100"},
+			Distribution: routing.Distribution{RingTimeoutSeconds: 20, RONA: routing.RONASettings{Enabled: true, Persistent: true, ResetSeconds: 60},
+				ACW: routing.ACWSettings{Seconds: &acw, AllowEarlyEnd: true, MaxExtensionSeconds: 60}}},
+		{TenantID: simulate.ContosoID, ID: "support", Name: "Support", Type: routing.SkillBased, UpdatedAt: now,
+			Targets: []string{"5a1b2c3d-0000-4000-8000-00000000a001", "+15555550101"},
+			Distribution: routing.Distribution{Strategy: routing.BestSkill, RingTimeoutSeconds: 20, RONA: routing.RONASettings{Enabled: true},
+				Skills: []routing.SkillRequirement{{Skill: "en", MinLevel: 3}},
+				Relax:  []routing.RelaxStep{{AfterSeconds: 30, Skills: []routing.SkillRequirement{{Skill: "en", MinLevel: 1}}}}}},
+		{TenantID: simulate.ContosoID, ID: "billing", Name: "Billing", Type: routing.TeamsBased, UpdatedAt: now, Targets: []string{"+15555550102"},
+			Distribution: routing.Distribution{Strategy: routing.RoundRobin, AllowBusy: true, QueueTimeoutSecs: 300, MaxQueueLength: 20}},
+		{TenantID: simulate.FabrikamID, ID: "helpdesk", Name: "Helpdesk", Type: routing.TeamsBased, UpdatedAt: now, Targets: []string{"+15555550110"},
+			Distribution: routing.Distribution{Strategy: routing.Broadcast, BroadcastN: 3, RingTimeoutSeconds: 15}},
+	}
+	for _, s := range services {
+		if err := s.Validate(); err != nil {
+			return fmt.Errorf("seed service %s: %w", s.ID, err)
+		}
+		if err := rs.PutService(ctx, s); err != nil {
+			return fmt.Errorf("seed service: %w", err)
+		}
+	}
+	for _, tid := range []string{simulate.ContosoID, simulate.FabrikamID} {
+		agents, err := ts.ListAgents(ctx, tid)
+		if err != nil {
+			return fmt.Errorf("seed routing agents: %w", err)
+		}
+		for i, a := range agents {
+			if _, err := rs.UpdateAgentState(ctx, tid, a.ID, func(st *routing.AgentState) error {
+				st.Services = a.Services
+				if tid == simulate.ContosoID {
+					st.Duty = routing.Duty{Services: []string{"support"}}
+					st.Skills = map[string]int{"en": i%5 + 1}
+				}
+				return nil
+			}); err != nil {
+				return fmt.Errorf("seed routing agents: %w", err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,302 @@
+package inmem
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/teamscc/teamscc/shared/fault"
+	"github.com/teamscc/teamscc/shared/routing"
+)
+
+var _ routing.Store = (*Store)(nil)
+
+// routingData holds the routing store's maps; created on first use, guarded by mu.
+type routingData struct {
+	services map[string]routing.Service                    // tenant\x00service
+	tasks    map[string]map[string]versioned[routing.Task] // tenant\x00service → task id
+	agents   map[string]map[string]versioned[routing.AgentState]
+	keys     map[string]time.Time
+	calls    map[string]routing.CallRef // call id → task (the call index)
+	ver      int64
+}
+
+// rtLocked returns the routing maps, creating them; s.mu must be held for writing.
+func (s *Store) rtLocked() *routingData {
+	if s.rt.services == nil {
+		s.rt = routingData{services: map[string]routing.Service{}, tasks: map[string]map[string]versioned[routing.Task]{},
+			agents: map[string]map[string]versioned[routing.AgentState]{}, keys: map[string]time.Time{}}
+	}
+	return &s.rt
+}
+
+func svcKey(tenantID, serviceID string) string { return tenantID + "\x00" + serviceID }
+
+func etag(v int64) string { return "v" + strconv.FormatInt(v, 10) }
+
+// PutService implements routing.Store.
+func (s *Store) PutService(_ context.Context, sv routing.Service) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rtLocked().services[svcKey(sv.TenantID, sv.ID)] = sv.Clone()
+	return nil
+}
+
+// GetService implements routing.Store.
+func (s *Store) GetService(_ context.Context, tenantID, serviceID string) (routing.Service, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sv, ok := s.rtLocked().services[svcKey(tenantID, serviceID)]
+	if !ok {
+		return routing.Service{}, fmt.Errorf("get service: %w", fault.ErrNotFound)
+	}
+	return sv.Clone(), nil
+}
+
+// ListServices implements routing.Store.
+func (s *Store) ListServices(_ context.Context, tenantID string) ([]routing.Service, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []routing.Service{}
+	for _, sv := range s.rtLocked().services {
+		if sv.TenantID == tenantID {
+			out = append(out, sv.Clone())
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// LoadQueue implements routing.Store.
+func (s *Store) LoadQueue(_ context.Context, tenantID, serviceID string) (routing.Service, []routing.Task, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.rtLocked()
+	sv, ok := rt.services[svcKey(tenantID, serviceID)]
+	if !ok {
+		return routing.Service{}, nil, fmt.Errorf("load queue: %w", fault.ErrNotFound)
+	}
+	out := []routing.Task{}
+	for _, v := range rt.tasks[svcKey(tenantID, serviceID)] {
+		if v.v.Open() {
+			t := v.v.Clone()
+			t.ETag = etag(v.ver)
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return sv.Clone(), out, nil
+}
+
+// GetTask implements routing.Store.
+func (s *Store) GetTask(_ context.Context, tenantID, serviceID, taskID string) (routing.Task, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.rtLocked().tasks[svcKey(tenantID, serviceID)][taskID]
+	if !ok {
+		return routing.Task{}, fmt.Errorf("get task: %w", fault.ErrNotFound)
+	}
+	t := v.v.Clone()
+	t.ETag = etag(v.ver)
+	return t, nil
+}
+
+// CreateTask implements routing.Store.
+func (s *Store) CreateTask(_ context.Context, t routing.Task) (routing.Task, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.rtLocked()
+	k := svcKey(t.TenantID, t.ServiceID)
+	m := rt.tasks[k]
+	if m == nil {
+		m = map[string]versioned[routing.Task]{}
+		rt.tasks[k] = m
+	}
+	if _, ok := m[t.ID]; ok {
+		return routing.Task{}, fmt.Errorf("create task: %w", fault.ErrConflict)
+	}
+	rt.ver++
+	m[t.ID] = versioned[routing.Task]{v: t.Clone(), ver: rt.ver}
+	t = t.Clone()
+	t.ETag = etag(rt.ver)
+	return t, nil
+}
+
+// ReplaceTask implements routing.Store.
+func (s *Store) ReplaceTask(_ context.Context, t routing.Task) (routing.Task, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.rtLocked()
+	m := rt.tasks[svcKey(t.TenantID, t.ServiceID)]
+	cur, ok := m[t.ID]
+	if !ok {
+		return routing.Task{}, fmt.Errorf("replace task: %w", fault.ErrNotFound)
+	}
+	if etag(cur.ver) != t.ETag {
+		return routing.Task{}, fmt.Errorf("replace task: %w", fault.ErrPrecondition)
+	}
+	rt.ver++
+	m[t.ID] = versioned[routing.Task]{v: t.Clone(), ver: rt.ver}
+	t = t.Clone()
+	t.ETag = etag(rt.ver)
+	return t, nil
+}
+
+// UpdateTask implements routing.Store. fn runs outside the lock; the write happens
+// only if nobody wrote in between, else fn runs again on the fresh task.
+func (s *Store) UpdateTask(ctx context.Context, tenantID, serviceID, taskID string, fn func(*routing.Task) error) (routing.Task, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return routing.Task{}, err
+		}
+		t, err := s.GetTask(ctx, tenantID, serviceID, taskID)
+		if err != nil {
+			return routing.Task{}, err
+		}
+		if err := fn(&t); err != nil {
+			return routing.Task{}, err
+		}
+		t.TenantID, t.ServiceID, t.ID = tenantID, serviceID, taskID
+		got, err := s.ReplaceTask(ctx, t)
+		if !errors.Is(err, fault.ErrPrecondition) {
+			return got, err
+		}
+		// lost a race: read again
+	}
+}
+
+// ListAgentStates implements routing.Store.
+func (s *Store) ListAgentStates(_ context.Context, tenantID string) ([]routing.AgentState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.rtLocked().agents[tenantID]
+	out := make([]routing.AgentState, 0, len(m))
+	for _, v := range m {
+		a := v.v.Clone()
+		a.ETag = etag(v.ver)
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].AgentID < out[j].AgentID })
+	return out, nil
+}
+
+// GetAgentState implements routing.Store.
+func (s *Store) GetAgentState(_ context.Context, tenantID, agentID string) (routing.AgentState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.rtLocked().agents[tenantID][agentID]
+	if !ok {
+		return routing.AgentState{}, fmt.Errorf("get agent state: %w", fault.ErrNotFound)
+	}
+	a := v.v.Clone()
+	a.ETag = etag(v.ver)
+	return a, nil
+}
+
+// ReplaceAgentState implements routing.Store.
+func (s *Store) ReplaceAgentState(_ context.Context, a routing.AgentState) (routing.AgentState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.rtLocked()
+	m := rt.agents[a.TenantID]
+	if m == nil {
+		m = map[string]versioned[routing.AgentState]{}
+		rt.agents[a.TenantID] = m
+	}
+	cur, ok := m[a.AgentID]
+	switch {
+	case a.ETag == "" && ok:
+		return routing.AgentState{}, fmt.Errorf("insert agent state: %w", fault.ErrConflict)
+	case a.ETag != "" && !ok:
+		return routing.AgentState{}, fmt.Errorf("replace agent state: %w", fault.ErrNotFound)
+	case a.ETag != "" && etag(cur.ver) != a.ETag:
+		return routing.AgentState{}, fmt.Errorf("replace agent state: %w", fault.ErrPrecondition)
+	}
+	rt.ver++
+	m[a.AgentID] = versioned[routing.AgentState]{v: a.Clone(), ver: rt.ver}
+	a = a.Clone()
+	a.ETag = etag(rt.ver)
+	return a, nil
+}
+
+// UpdateAgentState implements routing.Store.
+func (s *Store) UpdateAgentState(ctx context.Context, tenantID, agentID string, fn func(*routing.AgentState) error) (routing.AgentState, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return routing.AgentState{}, err
+		}
+		a, err := s.GetAgentState(ctx, tenantID, agentID)
+		if err != nil {
+			a = routing.AgentState{TenantID: tenantID, AgentID: agentID}
+		}
+		if err := fn(&a); err != nil {
+			return routing.AgentState{}, err
+		}
+		a.TenantID, a.AgentID = tenantID, agentID
+		got, err := s.ReplaceAgentState(ctx, a)
+		if err == nil {
+			return got, nil
+		}
+		// lost a race (precondition, conflict, vanished): read again
+	}
+}
+
+// MarkProcessed implements routing.Store.
+func (s *Store) MarkProcessed(_ context.Context, tenantID, key string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.rtLocked()
+	k := tenantID + "\x00" + key
+	if _, ok := rt.keys[k]; ok {
+		return fmt.Errorf("mark processed: %w", fault.ErrConflict)
+	}
+	rt.keys[k] = at
+	return nil
+}
+
+// Processed implements routing.Store.
+func (s *Store) Processed(_ context.Context, tenantID, key string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.rtLocked().keys[tenantID+"\x00"+key]
+	return ok, nil
+}
+
+// ServiceByTarget implements routing.Store: the tenant's services matched by
+// routing.ServiceForTarget.
+func (s *Store) ServiceByTarget(ctx context.Context, tenantID, target string) (routing.Service, error) {
+	list, err := s.ListServices(ctx, tenantID)
+	if err != nil {
+		return routing.Service{}, err
+	}
+	return routing.ServiceForTarget(list, target)
+}
+
+// PutCallIndex implements routing.Store.
+func (s *Store) PutCallIndex(_ context.Context, c routing.CallRef) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("put call index: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.rtLocked()
+	if rt.calls == nil {
+		rt.calls = map[string]routing.CallRef{}
+	}
+	rt.calls[c.CallID] = c
+	return nil
+}
+
+// GetCallIndex implements routing.Store.
+func (s *Store) GetCallIndex(_ context.Context, callID string) (routing.CallRef, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.rtLocked().calls[callID]
+	if !ok {
+		return routing.CallRef{}, fmt.Errorf("get call index: %w", fault.ErrNotFound)
+	}
+	return c, nil
+}

@@ -1,0 +1,558 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/teamscc/teamscc/shared/fault"
+	"github.com/teamscc/teamscc/shared/presence"
+)
+
+// IncomingCall is a call made to a service, as the Teams webhook (or the local
+// simulator) reports it.
+type IncomingCall struct {
+	TenantID  string
+	ServiceID string
+	CallID    string // Teams call id; the task id derives from it (TaskIDFor)
+	Priority  Priority
+}
+
+// IncomingCall records the call in the call index (Store.PutCallIndex), creates the
+// call's task and kicks the service. It is idempotent by
+// call id: a replay returns the existing task and sends the same kick again, which
+// Service Bus duplicate detection drops. A full queue (MaxQueueLength waiting tasks)
+// creates the task Done with outcome QueueFull, the exit. Errors: *fault.FieldError
+// for missing or malformed fields or a service that does not route; fault.ErrNotFound
+// for an unknown tenant or service; anything else is transient.
+func (e *Engine) IncomingCall(ctx context.Context, in IncomingCall) (Task, error) {
+	if err := CheckID("tenantId", in.TenantID); err != nil {
+		return Task{}, err
+	}
+	if err := CheckID("serviceId", in.ServiceID); err != nil {
+		return Task{}, err
+	}
+	if in.CallID == "" || len(in.CallID) > 256 {
+		return Task{}, fault.Invalid("callId", "required, at most 256 characters")
+	}
+	if in.Priority == "" {
+		in.Priority = Normal
+	}
+	if _, err := ParsePriority(string(in.Priority)); err != nil {
+		return Task{}, err
+	}
+	t, err := e.tenant(ctx, in.TenantID)
+	if err != nil {
+		return Task{}, fmt.Errorf("tenant: %w", err)
+	}
+	svc, open, err := e.store.LoadQueue(ctx, in.TenantID, in.ServiceID)
+	if err != nil {
+		return Task{}, fmt.Errorf("service: %w", err)
+	}
+	if t.Deleted || svc.PendingDeletion {
+		return Task{}, fault.Invalid("serviceId", "the service is pending deletion")
+	}
+	if svc.Type == None {
+		return Task{}, fault.Invalid("serviceId", "a service of type None takes no calls")
+	}
+	id := TaskIDFor(in.CallID)
+	// The call index first: the webhook maps the call's later, sparse notifications
+	// (only the call id) to this task. Before the task, so a crash in between is
+	// repaired by the replay, which writes the same entry again.
+	if err := e.store.PutCallIndex(ctx, CallRef{CallID: in.CallID, TenantID: in.TenantID, ServiceID: in.ServiceID, TaskID: id, At: e.now()}); err != nil {
+		return Task{}, fmt.Errorf("index call: %w", err)
+	}
+	for _, x := range open {
+		if x.ID == id {
+			return x, e.kick(ctx, in.TenantID, in.ServiceID, KickNewTask, id, time.Time{})
+		}
+	}
+	now := e.now()
+	task := Task{TenantID: in.TenantID, ServiceID: in.ServiceID, ID: id, CallID: in.CallID, Priority: in.Priority,
+		Created: now, State: Waiting}
+	waiting := 0
+	for _, x := range open {
+		if x.State == Waiting {
+			waiting++
+		}
+	}
+	if m := svc.Distribution.MaxQueueLength; m > 0 && waiting >= m {
+		task.State, task.Outcome, task.EndedAt = Done, QueueFull, now
+	}
+	got, err := e.store.CreateTask(ctx, task)
+	if errors.Is(err, fault.ErrConflict) { // a replay of a call already closed, or a race with one
+		got, err = e.store.GetTask(ctx, in.TenantID, in.ServiceID, id)
+		if err != nil {
+			return Task{}, fmt.Errorf("get task: %w", err)
+		}
+		return got, nil
+	}
+	if err != nil {
+		return Task{}, fmt.Errorf("create task: %w", err)
+	}
+	if got.State == Done {
+		e.log(ctx).Info("queue full: call exits", "tenant", in.TenantID, "service", in.ServiceID)
+		return got, nil
+	}
+	if err := e.kick(ctx, in.TenantID, in.ServiceID, KickNewTask, id, time.Time{}); err != nil {
+		return got, err
+	}
+	if to := svc.Distribution.QueueTimeoutSecs; to > 0 {
+		at := now.Add(time.Duration(to) * time.Second)
+		if err := e.kick(ctx, in.TenantID, in.ServiceID, KickQueueTime, id, at); err != nil {
+			return got, err
+		}
+	}
+	return got, nil
+}
+
+// Change is a call-state change reported for a task.
+type Change string
+
+const (
+	Answered Change = "Answered" // the agent picked up
+	Declined Change = "Declined" // the agent refused the offer (recorded apart from no-answer)
+	Ended    Change = "Ended"    // the call ended (hung up by anybody)
+)
+
+// ParseChange reads a change case-insensitively.
+func ParseChange(s string) (Change, error) {
+	for _, c := range []Change{Answered, Declined, Ended} {
+		if len(s) == len(c) && equalFold(s, string(c)) {
+			return c, nil
+		}
+	}
+	return "", fault.Invalid("change", "must be Answered, Declined or Ended")
+}
+
+func equalFold(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		x, y := a[i]|0x20, b[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// CallEvent is a call-state change of a task.
+type CallEvent struct {
+	TenantID  string
+	ServiceID string
+	TaskID    string
+	AgentID   string // who answered or declined; for Ended optional
+	Change    Change
+	// Key makes the event idempotent (e.g. the notification's call id + change); a
+	// key seen before changes nothing. "" relies on the state machine alone, which is
+	// idempotent for replays too.
+	Key string
+}
+
+// CallStateChanged moves the task and its agents: Answered connects the agent (other
+// broadcast agents are released) and records the first answering service for the
+// PSTN rule; Declined releases the agent with RONA (counted as a decline) and re-queues
+// the task; Ended closes the task (Completed, or Abandoned when nobody answered),
+// starts the agent's ACW and kicks the service. Every step only applies when the state
+// still matches, so a replay changes nothing. Errors: *fault.FieldError for bad
+// fields; fault.ErrNotFound for an unknown service or task; fault.ErrConflict when
+// the task is not ringing at that agent.
+func (e *Engine) CallStateChanged(ctx context.Context, ev CallEvent) (Task, error) {
+	for _, f := range []struct{ name, v string }{{"tenantId", ev.TenantID}, {"serviceId", ev.ServiceID}, {"taskId", ev.TaskID}} {
+		if err := CheckID(f.name, f.v); err != nil {
+			return Task{}, err
+		}
+	}
+	if ev.AgentID != "" || ev.Change != Ended {
+		if err := CheckID("agentId", ev.AgentID); err != nil {
+			return Task{}, err
+		}
+	}
+	if ev.Key != "" {
+		seen, err := e.store.Processed(ctx, ev.TenantID, ev.Key)
+		if err != nil {
+			return Task{}, fmt.Errorf("check event key: %w", err)
+		}
+		if seen {
+			return e.store.GetTask(ctx, ev.TenantID, ev.ServiceID, ev.TaskID)
+		}
+	}
+	svc, err := e.store.GetService(ctx, ev.TenantID, ev.ServiceID)
+	if err != nil {
+		return Task{}, fmt.Errorf("service: %w", err)
+	}
+	var task Task
+	switch ev.Change {
+	case Answered:
+		task, err = e.answered(ctx, &svc, ev)
+	case Declined:
+		task, err = e.declined(ctx, &svc, ev)
+	case Ended:
+		task, err = e.ended(ctx, &svc, ev.TaskID, Completed)
+	default:
+		return Task{}, fault.Invalid("change", "must be Answered, Declined or Ended")
+	}
+	if err != nil {
+		return task, err
+	}
+	if ev.Key != "" {
+		if err := e.store.MarkProcessed(ctx, ev.TenantID, ev.Key, e.now()); err != nil && !errors.Is(err, fault.ErrConflict) {
+			return task, fmt.Errorf("record event key: %w", err)
+		}
+	}
+	return task, nil
+}
+
+var errNotRinging = fmt.Errorf("the task is not ringing at this agent: %w", fault.ErrConflict)
+
+func (e *Engine) answered(ctx context.Context, svc *Service, ev CallEvent) (Task, error) {
+	now := e.now()
+	var others []string
+	// Task first: a crash before the agent write is repaired by the replay, which
+	// finds the task Connected to the same agent and redoes the agent step.
+	task, err := e.store.UpdateTask(ctx, ev.TenantID, ev.ServiceID, ev.TaskID, func(t *Task) error {
+		if t.State == Connected && t.ConnectedAgent == ev.AgentID {
+			return errNoChange
+		}
+		if t.State != Offered || !slices.Contains(t.OfferedTo, ev.AgentID) {
+			return errNotRinging
+		}
+		others = slices.DeleteFunc(slices.Clone(t.OfferedTo), func(s string) bool { return s == ev.AgentID })
+		t.record(Attempt{Attempt: t.Attempts, AgentID: ev.AgentID, At: now, Result: ResultAnswered})
+		for _, o := range others {
+			t.record(Attempt{Attempt: t.Attempts, AgentID: o, At: now, Result: ResultReleased})
+		}
+		t.State, t.ConnectedAgent, t.ConnectedAt, t.OfferedTo, t.RingExpiry = Connected, ev.AgentID, now, nil, time.Time{}
+		if t.FirstAnsweredService == "" {
+			t.FirstAnsweredService, t.FirstAnsweredPSTN = svc.ID, svc.PSTNLicence
+		}
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		task, err = e.store.GetTask(ctx, ev.TenantID, ev.ServiceID, ev.TaskID)
+	}
+	if err != nil {
+		return task, fmt.Errorf("answer: %w", err)
+	}
+	_, err = e.store.UpdateAgentState(ctx, ev.TenantID, ev.AgentID, func(a *AgentState) error {
+		if a.Hold != nil && a.Hold.TaskID == task.ID && a.Hold.ServiceID == svc.ID && a.Hold.Phase == HoldConnected {
+			return errNoChange
+		}
+		if a.Held(now) && (a.Hold.TaskID != task.ID || a.Hold.ServiceID != svc.ID) {
+			return fmt.Errorf("agent holds another task: %w", fault.ErrConflict)
+		}
+		a.Hold = &Hold{ServiceID: svc.ID, TaskID: task.ID, Attempt: task.Attempts, Phase: HoldConnected, Since: now, Until: now.Add(MaxCallDuration)}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errNoChange) {
+		return task, fmt.Errorf("connect agent: %w", err)
+	}
+	for _, o := range others {
+		if _, err := e.release(ctx, ev.TenantID, o, svc.ID, task.ID, 0, nil); err != nil && !errors.Is(err, fault.ErrNotFound) {
+			return task, fmt.Errorf("release broadcast agent: %w", err)
+		}
+	}
+	if len(others) > 0 {
+		e.kickReleased(ctx, svc, task.ID)
+	}
+	e.log(ctx).Info("call answered", "tenant", ev.TenantID, "service", svc.ID)
+	return task, nil
+}
+
+func (e *Engine) declined(ctx context.Context, svc *Service, ev CallEvent) (Task, error) {
+	now := e.now()
+	var attempt int
+	task, err := e.store.UpdateTask(ctx, ev.TenantID, ev.ServiceID, ev.TaskID, func(t *Task) error {
+		if t.State != Offered || !slices.Contains(t.OfferedTo, ev.AgentID) {
+			return errNoChange
+		}
+		attempt = t.Attempts
+		t.record(Attempt{Attempt: t.Attempts, AgentID: ev.AgentID, At: now, Result: ResultDeclined})
+		t.OfferedTo = slices.DeleteFunc(t.OfferedTo, func(s string) bool { return s == ev.AgentID })
+		if !slices.Contains(t.Tried, ev.AgentID) {
+			t.Tried = append(t.Tried, ev.AgentID)
+		}
+		if len(t.OfferedTo) == 0 {
+			t.State, t.RingExpiry = Waiting, time.Time{}
+		}
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		task, err = e.store.GetTask(ctx, ev.TenantID, ev.ServiceID, ev.TaskID)
+	}
+	if err != nil {
+		return task, fmt.Errorf("decline: %w", err)
+	}
+	rona := svc.RONAFor()
+	got, err := e.release(ctx, ev.TenantID, ev.AgentID, svc.ID, task.ID, attempt, func(a *AgentState) {
+		a.Declines++
+		if rona > 0 {
+			a.RONAUntil, a.RONAAt, a.RONAReason = now.Add(rona), now, ResultDeclined
+		}
+	})
+	if err != nil && !errors.Is(err, fault.ErrNotFound) {
+		return task, fmt.Errorf("release agent after decline: %w", err)
+	}
+	if err == nil && rona > 0 && got.RONAAt.Equal(now) {
+		e.kickServicesAt(ctx, &got, KickRONAEnd, got.RONAUntil)
+	}
+	e.kickReleased(ctx, svc, task.ID+"/declined/"+ev.AgentID)
+	return task, nil
+}
+
+// ended closes the task with outcome (Completed when connected; Abandoned when nobody
+// answered), releases its agents and starts the connected agent's ACW.
+func (e *Engine) ended(ctx context.Context, svc *Service, taskID string, outcome Outcome) (Task, error) {
+	now := e.now()
+	task, err := e.store.UpdateTask(ctx, svc.TenantID, svc.ID, taskID, func(t *Task) error {
+		if t.State == Done {
+			return errNoChange
+		}
+		if t.State != Connected && outcome == Completed {
+			t.Outcome = Abandoned
+			for _, o := range t.OfferedTo {
+				t.record(Attempt{Attempt: t.Attempts, AgentID: o, At: now, Result: ResultReleased})
+			}
+		} else {
+			t.Outcome = outcome
+		}
+		t.State, t.EndedAt = Done, now
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		task, err = e.store.GetTask(ctx, svc.TenantID, svc.ID, taskID)
+	}
+	if err != nil {
+		return task, fmt.Errorf("end task: %w", err)
+	}
+	// Agents after the task: idempotent (only a hold still on this task is released),
+	// so a replay after a crash finishes the job without a second ACW.
+	for _, o := range task.OfferedTo {
+		if _, err := e.release(ctx, svc.TenantID, o, svc.ID, task.ID, 0, nil); err != nil && !errors.Is(err, fault.ErrNotFound) {
+			return task, fmt.Errorf("release agent: %w", err)
+		}
+	}
+	if task.ConnectedAgent != "" {
+		acw := svc.ACW()
+		got, err := e.release(ctx, svc.TenantID, task.ConnectedAgent, svc.ID, task.ID, 0, func(a *AgentState) {
+			a.LastCallEnded = now
+			if acw > 0 {
+				a.ACWStart, a.ACWUntil = now, now.Add(acw)
+				a.ACWMaxUntil = a.ACWUntil.Add(time.Duration(svc.Distribution.ACW.MaxExtensionSeconds) * time.Second)
+				a.ACWEarlyEnd = svc.Distribution.ACW.AllowEarlyEnd
+			}
+		})
+		if err != nil && !errors.Is(err, fault.ErrNotFound) {
+			return task, fmt.Errorf("start ACW: %w", err)
+		}
+		if err == nil && got.LastCallEnded.Equal(now) && acw > 0 {
+			e.kickServicesAt(ctx, &got, KickACWEnd, got.ACWUntil)
+		}
+	}
+	e.kickReleased(ctx, svc, task.ID+"/ended")
+	return task, nil
+}
+
+func (e *Engine) kickReleased(ctx context.Context, svc *Service, id string) {
+	if err := e.kick(ctx, svc.TenantID, svc.ID, KickReleased, id, time.Time{}); err != nil {
+		e.log(ctx).Warn("kick not sent", "tenant", svc.TenantID, "service", svc.ID, "err", err)
+	}
+}
+
+// TransferToPSTN transfers a connected call to PSTN with the licence of the first
+// service that answered it (SPEC §3). Without one the task ends with outcome
+// TransferFailed (the workflow's exit path); with one, TransferredPSTN. Either way the
+// agent's leg ends (ACW). fault.ErrConflict when the task is not connected.
+func (e *Engine) TransferToPSTN(ctx context.Context, tenantID, serviceID, taskID string) (Task, error) {
+	svc, err := e.store.GetService(ctx, tenantID, serviceID)
+	if err != nil {
+		return Task{}, fmt.Errorf("service: %w", err)
+	}
+	t, err := e.store.GetTask(ctx, tenantID, serviceID, taskID)
+	if err != nil {
+		return Task{}, fmt.Errorf("task: %w", err)
+	}
+	if t.State != Connected {
+		return t, fmt.Errorf("the task is not connected: %w", fault.ErrConflict)
+	}
+	outcome := TransferFailed
+	if t.FirstAnsweredService != "" && t.FirstAnsweredPSTN {
+		outcome = TransferredOut
+	}
+	return e.ended(ctx, &svc, taskID, outcome)
+}
+
+// TransferToService moves a connected call to another service of the tenant: the
+// task ends Transferred (the agent goes to ACW) and a new task, carrying the call id
+// and the first answering service, waits in the target service.
+func (e *Engine) TransferToService(ctx context.Context, tenantID, fromService, taskID, toService string) (Task, error) {
+	svc, err := e.store.GetService(ctx, tenantID, fromService)
+	if err != nil {
+		return Task{}, fmt.Errorf("service: %w", err)
+	}
+	to, err := e.store.GetService(ctx, tenantID, toService)
+	if err != nil {
+		return Task{}, fmt.Errorf("target service: %w", err)
+	}
+	t, err := e.store.GetTask(ctx, tenantID, fromService, taskID)
+	if err != nil {
+		return Task{}, fmt.Errorf("task: %w", err)
+	}
+	if t.State != Connected && !(t.State == Done && t.Outcome == Transferred) {
+		return t, fmt.Errorf("the task is not connected: %w", fault.ErrConflict)
+	}
+	nt := Task{TenantID: tenantID, ServiceID: to.ID, ID: t.ID, CallID: t.CallID, Priority: t.Priority, Created: e.now(),
+		State: Waiting, FirstAnsweredService: t.FirstAnsweredService, FirstAnsweredPSTN: t.FirstAnsweredPSTN}
+	got, err := e.store.CreateTask(ctx, nt)
+	if errors.Is(err, fault.ErrConflict) {
+		got, err = e.store.GetTask(ctx, tenantID, to.ID, t.ID)
+	}
+	if err != nil {
+		return Task{}, fmt.Errorf("create task in target service: %w", err)
+	}
+	// The call's later notifications now concern the task in the target service.
+	if t.CallID != "" {
+		if err := e.store.PutCallIndex(ctx, CallRef{CallID: t.CallID, TenantID: tenantID, ServiceID: to.ID, TaskID: t.ID, At: e.now()}); err != nil {
+			return got, fmt.Errorf("index call: %w", err)
+		}
+	}
+	if _, err := e.ended(ctx, &svc, taskID, Transferred); err != nil {
+		return got, err
+	}
+	return got, e.kick(ctx, tenantID, to.ID, KickNewTask, t.ID+"/transfer", time.Time{})
+}
+
+// EndACW ends the agent's after-call work now, if the service the call came from
+// allows early end. *fault.FieldError when it does not or the agent is not in ACW.
+func (e *Engine) EndACW(ctx context.Context, tenantID, agentID string) (AgentState, error) {
+	now := e.now()
+	a, err := e.store.UpdateAgentState(ctx, tenantID, agentID, func(a *AgentState) error {
+		if a.ETag == "" {
+			return fmt.Errorf("agent: %w", fault.ErrNotFound)
+		}
+		if !a.InACW(now) {
+			return fault.Invalid("acw", "the agent is not in after-call work")
+		}
+		if !a.ACWEarlyEnd {
+			return fault.Invalid("acw", "the service does not allow ending after-call work early")
+		}
+		a.ACWUntil = now
+		return nil
+	})
+	if err != nil {
+		return a, err
+	}
+	e.kickServicesNow(ctx, &a, KickACWEnd)
+	return a, nil
+}
+
+// ExtendACW extends the agent's after-call work by 'by', up to the maximum extension
+// of the service the call came from (*fault.FieldError beyond it).
+func (e *Engine) ExtendACW(ctx context.Context, tenantID, agentID string, by time.Duration) (AgentState, error) {
+	if by <= 0 {
+		return AgentState{}, fault.Invalid("seconds", "must be positive")
+	}
+	now := e.now()
+	a, err := e.store.UpdateAgentState(ctx, tenantID, agentID, func(a *AgentState) error {
+		if a.ETag == "" {
+			return fmt.Errorf("agent: %w", fault.ErrNotFound)
+		}
+		if !a.InACW(now) {
+			return fault.Invalid("acw", "the agent is not in after-call work")
+		}
+		until := a.ACWUntil.Add(by)
+		if until.After(a.ACWMaxUntil) {
+			return fault.Invalid("seconds", "beyond the service's maximum extension")
+		}
+		a.ACWUntil = until
+		return nil
+	})
+	if err != nil {
+		return a, err
+	}
+	e.kickServicesAt(ctx, &a, KickACWEnd, a.ACWUntil)
+	return a, nil
+}
+
+// ResetRONA ends the agent's RONA block now (the agent's own reset).
+func (e *Engine) ResetRONA(ctx context.Context, tenantID, agentID string) (AgentState, error) {
+	now := e.now()
+	a, err := e.store.UpdateAgentState(ctx, tenantID, agentID, func(a *AgentState) error {
+		if a.ETag == "" {
+			return fmt.Errorf("agent: %w", fault.ErrNotFound)
+		}
+		if !now.Before(a.RONAUntil) {
+			return errNoChange
+		}
+		a.RONAUntil = now
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		return e.store.GetAgentState(ctx, tenantID, agentID)
+	}
+	if err != nil {
+		return a, err
+	}
+	e.kickServicesNow(ctx, &a, KickRONAEnd)
+	return a, nil
+}
+
+func (e *Engine) kickServicesNow(ctx context.Context, a *AgentState, reason string) {
+	for _, s := range servicesOf(a) {
+		if err := e.kick(ctx, a.TenantID, s, reason, a.AgentID+"/"+e.now().Format(time.RFC3339Nano), time.Time{}); err != nil {
+			e.log(ctx).Warn("kick not sent", "tenant", a.TenantID, "service", s, "reason", reason, "err", err)
+		}
+	}
+}
+
+// PresenceChanged is the presence refresher's hook: an agent who went Offline leaves
+// RONA (SPEC §5), and an agent whose new presence may be delivered to kicks the
+// services the agent belongs to. Errors are transient; the next kick of a service
+// finds the agent anyway.
+func (e *Engine) PresenceChanged(ctx context.Context, tenantID string, changed []presence.Presence) error {
+	if len(changed) == 0 {
+		return nil
+	}
+	agents, err := e.store.ListAgentStates(ctx, tenantID)
+	if err != nil {
+		return fmt.Errorf("list agent states: %w", err)
+	}
+	byID := make(map[string]*AgentState, len(agents))
+	for i := range agents {
+		byID[agents[i].AgentID] = &agents[i]
+	}
+	now := e.now()
+	kicked := map[string]bool{}
+	var errs []error
+	for _, p := range changed {
+		a := byID[p.AgentID]
+		if a == nil {
+			continue
+		}
+		if p.Availability == presence.Offline && now.Before(a.RONAUntil) {
+			if _, err := e.store.UpdateAgentState(ctx, tenantID, a.AgentID, func(x *AgentState) error {
+				x.RONAUntil = now
+				return nil
+			}); err != nil {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		// The loosest policy: a service allowing Busy and Away. Services that allow
+		// less are kicked for nothing now and then, which is cheap.
+		if PresenceReason(p, true, &Distribution{AllowBusy: true, AllowAway: true}) != "" {
+			continue
+		}
+		for _, s := range servicesOf(a) {
+			if kicked[s] {
+				continue
+			}
+			kicked[s] = true
+			if err := e.kick(ctx, tenantID, s, KickPresence, p.ObservedAt.Format(time.RFC3339Nano), time.Time{}); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

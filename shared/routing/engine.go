@@ -1,0 +1,513 @@
+package routing
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/teamscc/teamscc/shared/fault"
+	"github.com/teamscc/teamscc/shared/presence"
+	"github.com/teamscc/teamscc/shared/queue"
+	"github.com/teamscc/teamscc/shared/tenant"
+)
+
+// Tenants is what the engine reads of tenants (tenant.Store satisfies it).
+type Tenants interface {
+	GetTenant(ctx context.Context, id string) (tenant.Tenant, error)
+}
+
+// Presences is what the engine reads of presence (presence.Store satisfies it).
+type Presences interface {
+	LoadPresences(ctx context.Context, tenantID string) ([]presence.Presence, error)
+}
+
+// Options wires an Engine.
+type Options struct {
+	Store     Store
+	Tenants   Tenants
+	Presences Presences
+	// Sender sends kicks to Queue; nil sends nothing (tests of the pure flow).
+	Sender queue.Sender
+	Queue  string
+	Now    func() time.Time // nil = time.Now
+	// TenantCacheTTL is how long a tenant read is reused (default 5 s; negative: no
+	// cache). Deleting a tenant turns its services PendingDeletion, which is read on
+	// every kick, so routing stops at once; the cached tenant is a second guard.
+	TenantCacheTTL time.Duration
+	// Log returns the logger of an invocation; nil discards.
+	Log func(context.Context) *slog.Logger
+}
+
+// Engine runs routing against a Store. Safe for concurrent use: concurrent kicks of
+// services sharing agents are settled by conditional writes.
+type Engine struct {
+	store     Store
+	tenants   Tenants
+	presences Presences
+	sender    queue.Sender
+	queue     string
+	now       func() time.Time
+	ttl       time.Duration
+	log       func(context.Context) *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]cachedTenant
+}
+
+type cachedTenant struct {
+	t  tenant.Tenant
+	at time.Time
+}
+
+// NewEngine returns an engine.
+func NewEngine(o Options) *Engine {
+	e := &Engine{store: o.Store, tenants: o.Tenants, presences: o.Presences, sender: o.Sender, queue: o.Queue,
+		now: o.Now, ttl: o.TenantCacheTTL, log: o.Log, cache: map[string]cachedTenant{}}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.ttl == 0 {
+		e.ttl = 5 * time.Second
+	}
+	if e.log == nil {
+		e.log = func(context.Context) *slog.Logger { return slog.New(slog.DiscardHandler) }
+	}
+	return e
+}
+
+// Kick is the body of a message on the calls queue: "match this service now".
+type Kick struct {
+	TenantID  string `json:"tenantId"`
+	ServiceID string `json:"serviceId"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// Kick reasons.
+const (
+	KickNewTask    = "newTask"
+	KickRingExpiry = "ringExpiry"
+	KickReleased   = "released"
+	KickACWEnd     = "acwEnd"
+	KickRONAEnd    = "ronaEnd"
+	KickPresence   = "presence"
+	KickQueueTime  = "queueTimeout"
+)
+
+// SessionID is the Service Bus session of a service's kicks: one matcher per service
+// at a time. The tenant id is part of it because service ids are only unique per
+// tenant.
+func SessionID(tenantID, serviceID string) string { return tenantID + ":" + serviceID }
+
+// kick sends a kick for the service now (at zero) or at 'at'. The message id is
+// derived from what the kick means (reason and id), so Service Bus duplicate
+// detection drops a repeat.
+func (e *Engine) kick(ctx context.Context, tenantID, serviceID, reason, id string, at time.Time) error {
+	if e.sender == nil {
+		return nil
+	}
+	body, _ := json.Marshal(Kick{TenantID: tenantID, ServiceID: serviceID, Reason: reason})
+	sum := sha256.Sum256([]byte(tenantID + "\x00" + serviceID + "\x00" + reason + "\x00" + id))
+	m := queue.Message{ID: reason + "-" + hex.EncodeToString(sum[:16]), SessionID: SessionID(tenantID, serviceID),
+		ContentType: "application/json", Body: body}
+	var err error
+	if at.IsZero() {
+		err = e.sender.Send(ctx, e.queue, m)
+	} else {
+		_, err = e.sender.Schedule(ctx, e.queue, m, at)
+	}
+	if err != nil {
+		return fmt.Errorf("send kick: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) tenant(ctx context.Context, id string) (tenant.Tenant, error) {
+	now := e.now()
+	if e.ttl > 0 {
+		e.mu.Lock()
+		c, ok := e.cache[id]
+		e.mu.Unlock()
+		if ok && now.Sub(c.at) < e.ttl {
+			return c.t, nil
+		}
+	}
+	t, err := e.tenants.GetTenant(ctx, id)
+	if err != nil {
+		return t, err
+	}
+	if e.ttl > 0 {
+		e.mu.Lock()
+		e.cache[id] = cachedTenant{t, now}
+		e.mu.Unlock()
+	}
+	return t, nil
+}
+
+// KickResult says what one kick did.
+type KickResult struct {
+	Open      int    // open tasks found
+	Offered   int    // tasks offered by this kick
+	NoAnswers int    // offers that had rung out and were turned into RONA
+	TimedOut  int    // tasks that left by queue timeout
+	Ringing   int    // offers still ringing
+	Connected int    // tasks in a call
+	Waiting   int    // tasks left waiting: nobody eligible
+	Skipped   string // why nothing was routed (service pending deletion, ...)
+}
+
+// errSkipTask: another matcher changed the task first; leave it to that one.
+var errSkipTask = errors.New("task changed by another matcher")
+
+// errNoChange aborts a read-modify-write that has nothing to do.
+var errNoChange = errors.New("no change")
+
+// Kick matches the service's waiting tasks to eligible agents now: offers that rang
+// out become RONA and their tasks wait again; tasks past the queue timeout leave;
+// every waiting task, highest priority and oldest first, is offered to the best
+// eligible agent that can be reserved. An unknown tenant or service is a permanent
+// error (fault.Permanent); storage failures are transient.
+func (e *Engine) Kick(ctx context.Context, tenantID, serviceID, reason string) (KickResult, error) {
+	var res KickResult
+	t, err := e.tenant(ctx, tenantID)
+	if errors.Is(err, fault.ErrNotFound) {
+		return res, fault.Permanent(fmt.Errorf("tenantId: unknown tenant: %w", err))
+	}
+	if err != nil {
+		return res, fmt.Errorf("get tenant: %w", err)
+	}
+	svc, tasks, err := e.store.LoadQueue(ctx, tenantID, serviceID)
+	if errors.Is(err, fault.ErrNotFound) {
+		return res, fault.Permanent(fmt.Errorf("serviceId: unknown service: %w", err))
+	}
+	if err != nil {
+		return res, fmt.Errorf("load queue: %w", err)
+	}
+	res.Open = len(tasks)
+	switch {
+	case t.Deleted:
+		res.Skipped = "tenant pending deletion"
+	case svc.PendingDeletion:
+		res.Skipped = "service pending deletion"
+	case svc.Type == None:
+		res.Skipped = "service of type None"
+	}
+	if res.Skipped != "" || len(tasks) == 0 {
+		return res, nil
+	}
+	slices.SortFunc(tasks, func(a, b Task) int {
+		if a.Before(b) {
+			return -1
+		}
+		if b.Before(a) {
+			return 1
+		}
+		return 0
+	})
+	now := e.now()
+	var pool *agentPool
+	for i := range tasks {
+		task := &tasks[i]
+		switch task.State {
+		case Offered:
+			if now.Before(task.RingExpiry) {
+				res.Ringing++
+				continue
+			}
+		case Connected:
+			res.Connected++
+			continue
+		case Waiting:
+		default:
+			continue
+		}
+		if pool == nil {
+			if pool, err = e.loadPool(ctx, tenantID); err != nil {
+				return res, err
+			}
+		}
+		if task.State == Offered {
+			err := e.expireOffer(ctx, &svc, task, pool, now)
+			if errors.Is(err, errSkipTask) {
+				continue
+			}
+			if err != nil {
+				return res, err
+			}
+			res.NoAnswers++
+		}
+		if to := svc.Distribution.QueueTimeoutSecs; to > 0 && now.Sub(task.Created) >= time.Duration(to)*time.Second {
+			_, err := e.finish(ctx, task, QueueTimeout, now)
+			if err != nil && !errors.Is(err, errSkipTask) {
+				return res, err
+			}
+			res.TimedOut++
+			continue
+		}
+		offered, err := e.route(ctx, &svc, task, pool, now)
+		if errors.Is(err, errSkipTask) {
+			continue
+		}
+		if err != nil {
+			return res, err
+		}
+		if offered {
+			res.Offered++
+		} else {
+			res.Waiting++
+		}
+	}
+	if res.Offered+res.NoAnswers+res.TimedOut > 0 {
+		e.log(ctx).Info("service matched", "tenant", tenantID, "service", serviceID, "reason", reason,
+			"offered", res.Offered, "no_answers", res.NoAnswers, "timed_out", res.TimedOut, "waiting", res.Waiting)
+	}
+	return res, nil
+}
+
+// agentPool is the tenant's agents and presence as one kick sees them; writes of the
+// kick update it so later tasks of the same kick see the reservations.
+type agentPool struct {
+	agents []AgentState
+	index  map[string]int
+	pres   map[string]presence.Presence
+}
+
+func (e *Engine) loadPool(ctx context.Context, tenantID string) (*agentPool, error) {
+	agents, err := e.store.ListAgentStates(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list agent states: %w", err)
+	}
+	ps, err := e.presences.LoadPresences(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("load presences: %w", err)
+	}
+	p := &agentPool{agents: agents, index: make(map[string]int, len(agents)), pres: make(map[string]presence.Presence, len(ps))}
+	for i, a := range agents {
+		p.index[a.AgentID] = i
+	}
+	for _, x := range ps {
+		p.pres[x.AgentID] = x
+	}
+	return p, nil
+}
+
+func (p *agentPool) set(a AgentState) {
+	if p == nil {
+		return
+	}
+	if i, ok := p.index[a.AgentID]; ok {
+		p.agents[i] = a
+	}
+}
+
+// route offers one waiting task: reserve the best eligible agent(s) with a
+// conditional write each (a lost race moves on to the next candidate), then write the
+// offer on the task. If the task write loses, the reservations are released.
+func (e *Engine) route(ctx context.Context, svc *Service, task *Task, pool *agentPool, now time.Time) (bool, error) {
+	d := Decide(Input{Service: *svc, Task: *task, Agents: pool.agents, Presence: pool.pres, Now: now})
+	want := 1
+	if svc.Strategy() == Broadcast {
+		want = svc.broadcastN()
+	}
+	attempt := task.Attempts + 1
+	ring := svc.RingTimeout()
+	var chosen []string
+	for _, idx := range d.Order {
+		if len(chosen) == want {
+			break
+		}
+		a := pool.agents[idx].Clone()
+		a.Hold = &Hold{ServiceID: svc.ID, TaskID: task.ID, Attempt: attempt, Phase: HoldOffered, Since: now, Until: now.Add(ring + ReservationGrace)}
+		if a.LastOffered == nil {
+			a.LastOffered = map[string]time.Time{}
+		}
+		a.LastOffered[svc.ID] = now
+		got, err := e.store.ReplaceAgentState(ctx, a)
+		entry := &d.Entries[d.EntryOf[idx]]
+		if errors.Is(err, fault.ErrPrecondition) || errors.Is(err, fault.ErrNotFound) || errors.Is(err, fault.ErrConflict) {
+			entry.Reason = ReasonLostRace
+			continue
+		}
+		if err != nil {
+			e.releaseAll(ctx, svc, task.ID, attempt, chosen, pool)
+			return false, fmt.Errorf("reserve agent: %w", err)
+		}
+		pool.set(got)
+		entry.Reason = ReasonChosen
+		chosen = append(chosen, a.AgentID)
+	}
+	if len(chosen) == 0 {
+		ex := explain(task, svc, &d, now, nil)
+		if task.Explain.sameOutcome(ex) {
+			return false, nil
+		}
+		upd := task.Clone()
+		upd.Explain = ex
+		got, err := e.store.ReplaceTask(ctx, upd)
+		switch {
+		case errors.Is(err, fault.ErrPrecondition), errors.Is(err, fault.ErrNotFound):
+			return false, errSkipTask
+		case err != nil:
+			return false, fmt.Errorf("record explanation: %w", err)
+		}
+		*task = got
+		return false, nil
+	}
+	upd := task.Clone()
+	upd.Attempts = attempt
+	upd.State, upd.OfferedTo, upd.OfferedAt, upd.RingExpiry = Offered, chosen, now, now.Add(ring)
+	upd.Explain = explain(&upd, svc, &d, now, chosen)
+	got, err := e.store.ReplaceTask(ctx, upd)
+	if err != nil {
+		e.releaseAll(ctx, svc, task.ID, attempt, chosen, pool)
+		if errors.Is(err, fault.ErrPrecondition) || errors.Is(err, fault.ErrNotFound) {
+			// Another matcher handled the task. The agents we held for a moment may
+			// have been skipped by other matchers meanwhile: wake their services.
+			for _, id := range chosen {
+				if i, ok := pool.index[id]; ok {
+					e.kickServicesNow(ctx, &pool.agents[i], KickReleased)
+				}
+			}
+			return false, errSkipTask
+		}
+		return false, fmt.Errorf("offer task: %w", err)
+	}
+	*task = got
+	// Why scheduled and not a timer: a kick at the ring expiry wakes the service,
+	// which finds the offer rung out (read lazily) and turns it into RONA.
+	if err := e.kick(ctx, svc.TenantID, svc.ID, KickRingExpiry, fmt.Sprintf("%s/%d", task.ID, attempt), got.RingExpiry); err != nil {
+		e.log(ctx).Warn("ring-expiry kick not scheduled; the next kick of the service handles the expiry",
+			"tenant", svc.TenantID, "service", svc.ID, "err", err)
+	}
+	return true, nil
+}
+
+// releaseAll frees agents reserved for the task's attempt (best effort: a reservation
+// left behind lapses at its Until).
+func (e *Engine) releaseAll(ctx context.Context, svc *Service, taskID string, attempt int, agents []string, pool *agentPool) {
+	for _, id := range agents {
+		got, err := e.release(ctx, svc.TenantID, id, svc.ID, taskID, attempt, nil)
+		if err != nil {
+			e.log(ctx).Warn("reservation not released; it lapses by itself", "tenant", svc.TenantID, "service", svc.ID, "err", err)
+			continue
+		}
+		pool.set(got)
+	}
+}
+
+// release clears the agent's hold if it is still for this task (attempt 0: any
+// attempt) and applies mut; an agent held for something else is left alone
+// (released=false, no error).
+func (e *Engine) release(ctx context.Context, tenantID, agentID, serviceID, taskID string, attempt int, mut func(*AgentState)) (AgentState, error) {
+	got, err := e.store.UpdateAgentState(ctx, tenantID, agentID, func(a *AgentState) error {
+		if a.Hold == nil || a.Hold.ServiceID != serviceID || a.Hold.TaskID != taskID || (attempt > 0 && a.Hold.Attempt != attempt) {
+			return errNoChange
+		}
+		a.Hold = nil
+		if mut != nil {
+			mut(a)
+		}
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		return e.store.GetAgentState(ctx, tenantID, agentID)
+	}
+	return got, err
+}
+
+// expireOffer turns an offer that rang out into RONA for the agents who did not
+// answer and puts the task back in the queue. Agents first: a crash in between leaves
+// an Offered task whose agents are already free, which the next kick finishes.
+func (e *Engine) expireOffer(ctx context.Context, svc *Service, task *Task, pool *agentPool, now time.Time) error {
+	rona := svc.RONAFor()
+	if svc.Strategy() == Broadcast {
+		rona = 0 // nobody in particular was asked; ten agents blocked for one call would empty the queue's pool
+	}
+	for _, id := range task.OfferedTo {
+		got, err := e.release(ctx, svc.TenantID, id, svc.ID, task.ID, task.Attempts, func(a *AgentState) {
+			a.NoAnswers++
+			if rona > 0 {
+				a.RONAUntil, a.RONAAt, a.RONAReason = now.Add(rona), now, ResultNoAnswer
+			}
+		})
+		if err != nil && !errors.Is(err, fault.ErrNotFound) {
+			return fmt.Errorf("release agent after no answer: %w", err)
+		}
+		if err == nil {
+			pool.set(got)
+			if rona > 0 && got.RONAAt.Equal(now) {
+				e.kickServicesAt(ctx, &got, KickRONAEnd, got.RONAUntil)
+			}
+		}
+	}
+	upd := task.Clone()
+	for _, id := range task.OfferedTo {
+		upd.record(Attempt{Attempt: task.Attempts, AgentID: id, At: now, Result: ResultNoAnswer})
+		if !slices.Contains(upd.Tried, id) {
+			upd.Tried = append(upd.Tried, id)
+		}
+	}
+	upd.State, upd.OfferedTo, upd.RingExpiry = Waiting, nil, time.Time{}
+	got, err := e.store.ReplaceTask(ctx, upd)
+	if errors.Is(err, fault.ErrPrecondition) || errors.Is(err, fault.ErrNotFound) {
+		return errSkipTask
+	}
+	if err != nil {
+		return fmt.Errorf("requeue task: %w", err)
+	}
+	e.log(ctx).Info("offer not answered: RONA and re-routing", "tenant", svc.TenantID, "service", svc.ID, "attempt", task.Attempts)
+	*task = got
+	return nil
+}
+
+// finish closes a waiting task with an exit outcome (queue timeout).
+func (e *Engine) finish(ctx context.Context, task *Task, o Outcome, now time.Time) (Task, error) {
+	upd := task.Clone()
+	upd.State, upd.Outcome, upd.EndedAt = Done, o, now
+	got, err := e.store.ReplaceTask(ctx, upd)
+	if errors.Is(err, fault.ErrPrecondition) || errors.Is(err, fault.ErrNotFound) {
+		return Task{}, errSkipTask
+	}
+	if err != nil {
+		return Task{}, fmt.Errorf("close task: %w", err)
+	}
+	*task = got
+	return got, nil
+}
+
+// servicesOf lists the services an agent may take tasks of.
+func servicesOf(a *AgentState) []string {
+	out := slices.Clone(a.Services)
+	for _, s := range a.Duty.Services {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// kickServicesAt schedules a kick of every service of the agent at 'at' (the end of
+// its ACW or RONA), so waiting tasks are matched the moment the agent is free.
+// Failures are logged: the next kick of the service finds the agent free anyway.
+func (e *Engine) kickServicesAt(ctx context.Context, a *AgentState, reason string, at time.Time) {
+	for _, s := range servicesOf(a) {
+		if err := e.kick(ctx, a.TenantID, s, reason, a.AgentID+"/"+at.Format(time.RFC3339Nano), at); err != nil {
+			e.log(ctx).Warn("kick not scheduled", "tenant", a.TenantID, "service", s, "reason", reason, "err", err)
+		}
+	}
+}
+
+// TaskIDFor is the task id of a call: the call id when it is a valid id, else a hash.
+func TaskIDFor(callID string) string {
+	if CheckID("callId", callID) == nil {
+		return callID
+	}
+	sum := sha256.Sum256([]byte(callID))
+	return "c-" + hex.EncodeToString(sum[:20])
+}

@@ -1,0 +1,67 @@
+package routing
+
+import (
+	"context"
+	"time"
+)
+
+// Store keeps services, their tasks, agent routing states and idempotency keys.
+// Implementations are safe for concurrent use. Not-found is fault.ErrNotFound, a lost
+// conditional write fault.ErrPrecondition, an insert of an existing id
+// fault.ErrConflict (errors.Is). Values returned carry the ETag they were read or
+// written at.
+type Store interface {
+	// PutService inserts or replaces a service (admin and seeding; not conditional).
+	PutService(ctx context.Context, s Service) error
+	// GetService returns one service.
+	GetService(ctx context.Context, tenantID, serviceID string) (Service, error)
+	// ListServices returns the tenant's services, ordered by id.
+	ListServices(ctx context.Context, tenantID string) ([]Service, error)
+	// ServiceByTarget returns the tenant's service that has target (a resource
+	// account id or an E.164 number, compared normalized) among its Targets, by the
+	// rule of ServiceForTarget: fault.ErrNotFound when none, fault.ErrConflict when
+	// two services claim it.
+	ServiceByTarget(ctx context.Context, tenantID, target string) (Service, error)
+	// LoadQueue returns the service and its open tasks (not Done), in one read where
+	// the adapter allows it: the service and its tasks share a partition.
+	LoadQueue(ctx context.Context, tenantID, serviceID string) (Service, []Task, error)
+
+	// GetTask returns one task, open or done.
+	GetTask(ctx context.Context, tenantID, serviceID, taskID string) (Task, error)
+	// CreateTask inserts a task; fault.ErrConflict when its id exists in the service.
+	CreateTask(ctx context.Context, t Task) (Task, error)
+	// ReplaceTask writes t only if the stored task is still at t.ETag
+	// (fault.ErrPrecondition otherwise; fault.ErrNotFound if it vanished).
+	ReplaceTask(ctx context.Context, t Task) (Task, error)
+	// UpdateTask reads the task, applies fn and writes it conditionally, retrying fn
+	// on a lost race. An error from fn aborts with nothing written and is returned
+	// as is; a missing task is fault.ErrNotFound.
+	UpdateTask(ctx context.Context, tenantID, serviceID, taskID string, fn func(*Task) error) (Task, error)
+
+	// ListAgentStates returns every agent routing state of the tenant (one read).
+	ListAgentStates(ctx context.Context, tenantID string) ([]AgentState, error)
+	// GetAgentState returns one agent's state.
+	GetAgentState(ctx context.Context, tenantID, agentID string) (AgentState, error)
+	// ReplaceAgentState writes a only if the stored state is still at a.ETag; with an
+	// empty ETag it inserts (fault.ErrConflict if the agent exists). One try, no
+	// retry: the reservation that loses moves on to the next candidate.
+	ReplaceAgentState(ctx context.Context, a AgentState) (AgentState, error)
+	// UpdateAgentState reads the agent's state (a zero state with the ids set when
+	// there is none), applies fn and writes it conditionally, retrying fn on a lost
+	// race so no update is lost. An error from fn aborts with nothing written and is
+	// returned as is.
+	UpdateAgentState(ctx context.Context, tenantID, agentID string, fn func(*AgentState) error) (AgentState, error)
+
+	// PutCallIndex records (inserts or replaces) which task a call id belongs to. The
+	// index is keyed by the call id alone, not by tenant: Graph's sparse update
+	// notifications often carry no tenant id, and Graph call ids are unique.
+	PutCallIndex(ctx context.Context, c CallRef) error
+	// GetCallIndex returns the entry of a call id; fault.ErrNotFound when none.
+	GetCallIndex(ctx context.Context, callID string) (CallRef, error)
+
+	// MarkProcessed records an idempotency key (a webhook notification, a message) as
+	// done; fault.ErrConflict when it was recorded before.
+	MarkProcessed(ctx context.Context, tenantID, key string, at time.Time) error
+	// Processed reports whether the key was recorded.
+	Processed(ctx context.Context, tenantID, key string) (bool, error)
+}

@@ -1,0 +1,144 @@
+package routing
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/teamscc/teamscc/shared/fault"
+)
+
+// MaxTargets is how many targets (resource accounts, phone numbers) one service may
+// have.
+const MaxTargets = 20
+
+// NormalizeTarget is the form targets are compared and indexed in: trimmed, without a
+// "tel:" prefix, lower case (GUIDs), phone numbers without the spaces, dashes, dots and
+// parentheses people type ("+1 555-555 0100" → "+15555550100"). It does not validate.
+func NormalizeTarget(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 4 && strings.EqualFold(s[:4], "tel:") {
+		s = s[4:]
+	}
+	if strings.HasPrefix(s, "+") {
+		s = strings.Map(func(r rune) rune {
+			switch r {
+			case ' ', '-', '.', '(', ')':
+				return -1
+			}
+			return r
+		}, s)
+	}
+	return strings.ToLower(s)
+}
+
+// isGUID reports whether s is a GUID in its 8-4-4-4-12 form (any case).
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isE164 reports whether s is "+" and 7..15 digits, the first not 0.
+func isE164(s string) bool {
+	if len(s) < 8 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// HasTarget reports whether the service answers calls to target (compared normalized).
+func (s Service) HasTarget(target string) bool {
+	n := NormalizeTarget(target)
+	return slices.ContainsFunc(s.Targets, func(t string) bool { return NormalizeTarget(t) == n })
+}
+
+// ServiceForTarget picks the service of a tenant that a call to target is for, from
+// the tenant's services. A target on several services is resolved in favour of the
+// ones not PendingDeletion (a number moved to a new service before the old one is
+// gone); if that still leaves more than one, the lookup refuses with
+// fault.ErrConflict rather than guess. No service: fault.ErrNotFound. Stores use it to
+// implement Store.ServiceByTarget, so both adapters agree on the rule.
+func ServiceForTarget(services []Service, target string) (Service, error) {
+	n := NormalizeTarget(target)
+	if n == "" {
+		return Service{}, fmt.Errorf("service by target: %w", fault.ErrNotFound)
+	}
+	var found []Service
+	for _, s := range services {
+		if s.HasTarget(n) {
+			found = append(found, s)
+		}
+	}
+	if len(found) > 1 {
+		live := slices.DeleteFunc(slices.Clone(found), func(s Service) bool { return s.PendingDeletion })
+		if len(live) > 0 {
+			found = live
+		}
+	}
+	switch len(found) {
+	case 0:
+		return Service{}, fmt.Errorf("service by target: %w", fault.ErrNotFound)
+	case 1:
+		return found[0], nil
+	default:
+		ids := make([]string, len(found))
+		for i, s := range found {
+			ids[i] = s.ID
+		}
+		return Service{}, fmt.Errorf("service by target: the target is on services %s: %w", strings.Join(ids, ", "), fault.ErrConflict)
+	}
+}
+
+// CallRef is one entry of the call index: which task a Teams call id belongs to. The
+// webhook needs it because Graph's update notifications carry only the call id (and
+// often no tenant id).
+//
+// Two kinds of call are indexed: the customer's call (AgentID empty), recorded by
+// Engine.IncomingCall and moved by TransferToService; and an agent's offer leg (the
+// call our dialer places to the agent; AgentID set), recorded by the webhook the
+// first time it sees that leg with its agent.
+type CallRef struct {
+	CallID    string    `json:"callId"`
+	TenantID  string    `json:"tenantId"`
+	ServiceID string    `json:"serviceId"`
+	TaskID    string    `json:"taskId"`
+	AgentID   string    `json:"agentId,omitempty"`
+	At        time.Time `json:"at"` // when it was recorded
+}
+
+// Validate checks the ids of a call index entry.
+func (c CallRef) Validate() error {
+	if c.CallID == "" || len(c.CallID) > 256 {
+		return fault.Invalid("callId", "required, at most 256 characters")
+	}
+	for _, f := range []struct{ name, v string }{{"tenantId", c.TenantID}, {"serviceId", c.ServiceID}, {"taskId", c.TaskID}} {
+		if err := CheckID(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if c.AgentID != "" {
+		return CheckID("agentId", c.AgentID)
+	}
+	return nil
+}
