@@ -22,6 +22,8 @@ bench: $(AZURITE)
 	$(GO) test -run '^$$' -bench StartToReady -benchtime 20x ./handler/
 	$(GO) test -run '^$$' -bench Dispatch -benchmem ./shared/funchost/
 	$(GO) test -run '^$$' -bench SavePresences -benchmem ./shared/tables/
+	$(GO) test -run '^$$' -bench BenchmarkDecide -benchtime=200x -benchmem ./shared/routing/
+	$(GO) test -run '^$$' -bench 'BenchmarkKicksOverHTTP|BenchmarkInteract' -cpu 1 -benchtime 2s ./handler/
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
