@@ -123,7 +123,9 @@ func (a *adminAuth) guard(op access.Operation, h http.HandlerFunc) http.Handler 
 			funchost.WriteError(w, r, err)
 			return
 		}
-		if !access.Allowed(call.roles, op) {
+		// OwnerMay lets a would-be team owner through; the handler checks ownership
+		// of each service (access.Owns) and refuses everything else.
+		if !access.Allowed(call.roles, op) && !access.OwnerMay(call.roles, op) {
 			if errors.Is(err, fault.ErrNotFound) && call.roles.Has(access.Operator) {
 				funchost.WriteError(w, r, fmt.Errorf("tenant: %w", fault.ErrNotFound))
 				return
@@ -324,16 +326,26 @@ func (ta *tenantAdmin) putSecrets(ctx context.Context, tenantID string, c tenant
 	return nil
 }
 
+// ifMatch reads the version an update is based on from If-Match ("3", W/"3"); without
+// one it answers 428: an update that cannot say what it saw could undo another's.
+func ifMatch(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(r.Header.Get("If-Match"), "W/"), `"`), 10, 64)
+	if err != nil {
+		funchost.WriteJSON(w, http.StatusPreconditionRequired, map[string]any{"error": map[string]string{"code": "preconditionRequired",
+			"field": "If-Match", "message": "If-Match: must carry the ETag (version) the change is based on"}})
+		return 0, false
+	}
+	return v, true
+}
+
 // update changes the fields a JSON object names. It needs If-Match with the version
 // the change was based on (428 without, 412 when another change came first); a field
 // the caller's role may not change is 403 naming it; a broken rule is 400 naming the
 // field; in every refusal nothing is written.
 func (ta *tenantAdmin) update(w http.ResponseWriter, r *http.Request) {
 	call := adminFrom(r.Context())
-	base, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(r.Header.Get("If-Match"), "W/"), `"`), 10, 64)
-	if err != nil {
-		funchost.WriteJSON(w, http.StatusPreconditionRequired, map[string]any{"error": map[string]string{"code": "preconditionRequired",
-			"field": "If-Match", "message": "If-Match: must carry the ETag (version) the change is based on"}})
+	base, ok := ifMatch(w, r)
+	if !ok {
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
@@ -410,8 +422,11 @@ func (ta *tenantAdmin) remove(w http.ResponseWriter, r *http.Request) {
 		if s.PendingDeletion {
 			continue
 		}
-		s.PendingDeletion, s.UpdatedAt = true, now
-		if err := ta.routes.PutService(r.Context(), s); err != nil {
+		// Conditional, so a service change racing the deletion is not lost.
+		if _, err := ta.routes.UpdateService(r.Context(), t.ID, s.ID, func(s *routing.Service) error {
+			s.PendingDeletion, s.UpdatedAt = true, now
+			return nil
+		}); err != nil {
 			funchost.WriteError(w, r, err)
 			return
 		}
@@ -454,6 +469,9 @@ func (ta *tenantAdmin) auditLog(w http.ResponseWriter, r *http.Request) {
 	}
 	for i := range es {
 		es[i].ActorID = call.mask.User(es[i].ActorID)
+		if id, ok := strings.CutPrefix(es[i].Target, "agents/"); ok {
+			es[i].Target = "agents/" + call.mask.User(id)
+		}
 	}
 	funchost.WriteJSON(w, http.StatusOK, map[string]any{"entries": es})
 }

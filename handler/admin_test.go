@@ -241,29 +241,7 @@ func TestTenantUpdatesNeedTheirVersionAndExactlyOneConcurrentWins(t *testing.T) 
 		t.Fatalf("PATCH without If-Match: %d, want 428", status)
 	}
 	_, _, etag := c.do("GET", T, op, "")
-	var wg sync.WaitGroup
-	statuses := make(chan int, 8)
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			status, _, _ := c.do("PATCH", T, op, fmt.Sprintf(`{"details":{"crmId":"writer-%d"}}`, i), "If-Match", etag)
-			statuses <- status
-		}()
-	}
-	wg.Wait()
-	close(statuses)
-	won, stale := 0, 0
-	for s := range statuses {
-		switch s {
-		case 200:
-			won++
-		case 412:
-			stale++
-		default:
-			t.Errorf("concurrent update: %d", s)
-		}
-	}
+	won, stale := racePatches(t, c, T, op, etag, func(i int) string { return fmt.Sprintf(`{"details":{"crmId":"writer-%d"}}`, i) })
 	if won != 1 || stale != 7 {
 		t.Fatalf("8 updates on one version: %d won, %d got 412; want exactly one winner", won, stale)
 	}
@@ -352,4 +330,33 @@ func TestEveryAdminRouteNeedsAToken(t *testing.T) {
 	if checked < 15 {
 		t.Fatalf("only %d routes checked", checked)
 	}
+}
+
+// racePatches sends 8 PATCHes based on the same ETag at once and counts the 200s and
+// 412s (anything else fails the test).
+func racePatches(t *testing.T, c adminClient, path, token, etag string, body func(i int) string) (won, stale int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	statuses := make(chan int, 8)
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			status, _, _ := c.do("PATCH", path, token, body(i), "If-Match", etag)
+			statuses <- status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		switch s {
+		case 200:
+			won++
+		case 412:
+			stale++
+		default:
+			t.Errorf("concurrent PATCH: %d", s)
+		}
+	}
+	return won, stale
 }

@@ -49,3 +49,15 @@ func interactRoutes(app *funchost.App, g *adminAuth, h *interactHandler) {
 	app.HTTP("InteractKeyRefresh", "POST /api/tenants/{tenantId}/interact/widget-key/refresh", g.guard(access.ManageInteract, h.refreshKey))
 	app.HTTP("InteractAcsCheck", "POST /api/tenants/{tenantId}/interact/acs/check", g.guard(access.ManageInteract, h.checkACS))
 }
+
+// serviceRoutes are the services and agents administration functions (team owners
+// pass the guard for these operations and are checked per service by the handler).
+func serviceRoutes(app *funchost.App, g *adminAuth, h *serviceAdmin) {
+	app.HTTP("Services", "GET /api/tenants/{tenantId}/services", g.guard(access.ReadServices, h.list))
+	app.HTTP("Services", "POST /api/tenants/{tenantId}/services", g.guard(access.ManageServices, h.create))
+	app.HTTP("Service", "GET /api/tenants/{tenantId}/services/{serviceId}", g.guard(access.ReadServices, h.get))
+	app.HTTP("Service", "PATCH /api/tenants/{tenantId}/services/{serviceId}", g.guard(access.ManageServices, h.update))
+	app.HTTP("Service", "DELETE /api/tenants/{tenantId}/services/{serviceId}", g.guard(access.ManageServices, h.remove))
+	app.HTTP("Agents", "GET /api/tenants/{tenantId}/agents", g.guard(access.ReadServices, h.listAgents))
+	app.HTTP("Agent", "PATCH /api/tenants/{tenantId}/agents/{agentId}", g.guard(access.ManageServices, h.updateAgent))
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/teamscc/teamscc/shared/graph"
 	"github.com/teamscc/teamscc/shared/inmem"
 	"github.com/teamscc/teamscc/shared/interact"
+	"github.com/teamscc/teamscc/shared/outbound"
 	"github.com/teamscc/teamscc/shared/parking"
 	"github.com/teamscc/teamscc/shared/presence"
 	"github.com/teamscc/teamscc/shared/queue"
@@ -130,7 +131,8 @@ type deps struct {
 	routes    routing.Store
 	sender    queue.Sender // kicks; set after the local host exists in local mode
 	audit     audit.Store
-	admin     *adminAuth // admin API authentication; local mode: every caller is an operator
+	admin     *adminAuth     // admin API authentication; local mode: every caller is an operator
+	outbound  outbound.Store // nil: taken from routes when that store implements it
 }
 
 // stores is every store interface, as one adapter implements them.
@@ -142,6 +144,7 @@ type stores interface {
 	interact.Store
 	routing.Store
 	audit.Store
+	outbound.Store
 }
 
 func openStores(ctx context.Context, cfg config.Config, getenv func(string) string) (stores, error) {
@@ -228,6 +231,8 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 		&tenantAdmin{tenants: d.tenants, secrets: d.secrets, audit: d.audit, routes: d.routes, now: d.now})
 	interactRoutes(app, d.admin, newInteractHandler(cfg, d))
 	routingRoutes(app, d.admin, &routingHandlers{store: d.routes, tenants: d.tenants, engine: engine, clientState: cfg.Values["TeamsClientState"]})
+	outboundRoutes(app, d.admin, newOutboundHandlers(cfg, d, engine))
+	serviceRoutes(app, d.admin, &serviceAdmin{store: d.routes, tenants: d.tenants, audit: d.audit, now: d.now})
 	return app
 }
 

@@ -51,6 +51,18 @@ param presenceQueueName string = 'presence-refresh'
 @description('Service Bus queue of routing kicks, one session per service (CallsQueue).')
 param callsQueueName string = 'calls'
 
+@description('Service Bus queue of outbound scheduling requests, e.g. from Power Automate (OutboundRequestsQueue).')
+param outboundRequestsQueueName string = 'outbound-requests'
+
+@description('Service Bus queue the accepted outbound tasks are scheduled on for their due time (OutboundDueQueue).')
+param outboundDueQueueName string = 'outbound-due'
+
+@description('How far ahead an outbound task may be due, in days 1..365 (OutboundHorizonDays).')
+param outboundHorizonDays string = '30'
+
+@description('NCRONTAB schedule (UTC, with seconds) of the OutboundReconcile timer (OutboundReconcileSchedule).')
+param outboundReconcileSchedule string = '0 */5 * * * *'
+
 @description('Seconds an old Interact widget key keeps working after a refresh, 0..3600 (InteractKeyGraceSeconds).')
 param interactKeyGraceSeconds string = '0'
 
@@ -147,6 +159,18 @@ var serviceBusQueues = [
     name: callsQueueName
     requiresSession: true
   }
+  {
+    // ScheduleOutbound: requests as Power Automate sends them.
+    setting: 'OutboundRequestsQueue'
+    name: outboundRequestsQueueName
+    requiresSession: false
+  }
+  {
+    // OutboundDue: scheduled messages, one per accepted outbound task.
+    setting: 'OutboundDueQueue'
+    name: outboundDueQueueName
+    requiresSession: false
+  }
 ]
 
 // The app's tables (shared/tables allTables; deploytest checks the list). The handler
@@ -164,6 +188,7 @@ var appTables = [
   'RoutingAgents'
   'RoutingKeys'
   'Audit'
+  'Outbound'
 ]
 var tableNames = [for t in appTables: '${tableNamePrefix}${t}']
 
@@ -280,6 +305,10 @@ var appSettings = {
   PresenceRefreshSchedule: presenceRefreshSchedule
   PresenceQueue: presenceQueueName
   CallsQueue: callsQueueName
+  OutboundRequestsQueue: outboundRequestsQueueName
+  OutboundDueQueue: outboundDueQueueName
+  OutboundHorizonDays: outboundHorizonDays
+  OutboundReconcileSchedule: outboundReconcileSchedule
   InteractKeyGraceSeconds: interactKeyGraceSeconds
   InteractTokenAudiences: interactTokenAudiences
   EntraJwksUrl: entraJwksUrl

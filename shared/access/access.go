@@ -157,23 +157,47 @@ const (
 	ReadRouting    Operation = "routing.read"    // explain
 	OperateCalls   Operation = "routing.operate" // simulate calls, call events, after-call work
 	ReadParked     Operation = "ops.parked"
+	// ScheduleOutbound: schedule, list and cancel a service's outbound tasks.
+	ScheduleOutbound Operation = "outbound.schedule"
+	// ReadServices: services and agents' routing profiles. A team owner may read
+	// their own services and the agents of them (see OwnerMay).
+	ReadServices Operation = "services.read"
+	// ManageServices: create, change and delete services, change agents' routing
+	// profiles. A team owner may change their own services' distribution settings
+	// and their agents' active flags only (see OwnerMay).
+	ManageServices Operation = "services.manage"
 )
 
 var rules = map[Operation][]Role{
-	ReadTenant:     {Operator, PartnerAdmin, TenantAdmin},
-	CreateTenant:   {Operator, PartnerAdmin},
-	UpdateTenant:   {Operator, PartnerAdmin, TenantAdmin},
-	DeleteTenant:   {Operator, PartnerAdmin},
-	ListTenants:    {Operator, PartnerAdmin, TenantAdmin},
-	ReadAudit:      {Operator, PartnerAdmin, TenantAdmin},
-	ReadPresence:   {Operator, PartnerAdmin, TenantAdmin},
-	TestPresence:   {Operator, PartnerAdmin, TenantAdmin},
-	ManageInteract: {Operator, PartnerAdmin, TenantAdmin},
-	ReadReports:    {Operator, PartnerAdmin, TenantAdmin},
-	ReadRouting:    {Operator, PartnerAdmin, TenantAdmin},
-	OperateCalls:   {Operator, TenantAdmin},
-	ReadParked:     {Operator},
+	ReadTenant:       {Operator, PartnerAdmin, TenantAdmin},
+	CreateTenant:     {Operator, PartnerAdmin},
+	UpdateTenant:     {Operator, PartnerAdmin, TenantAdmin},
+	DeleteTenant:     {Operator, PartnerAdmin},
+	ListTenants:      {Operator, PartnerAdmin, TenantAdmin},
+	ReadAudit:        {Operator, PartnerAdmin, TenantAdmin},
+	ReadPresence:     {Operator, PartnerAdmin, TenantAdmin},
+	TestPresence:     {Operator, PartnerAdmin, TenantAdmin},
+	ManageInteract:   {Operator, PartnerAdmin, TenantAdmin},
+	ReadReports:      {Operator, PartnerAdmin, TenantAdmin},
+	ReadRouting:      {Operator, PartnerAdmin, TenantAdmin},
+	OperateCalls:     {Operator, TenantAdmin},
+	ReadParked:       {Operator},
+	ScheduleOutbound: {Operator, PartnerAdmin, TenantAdmin},
+	ReadServices:     {Operator, PartnerAdmin, TenantAdmin},
+	ManageServices:   {Operator, PartnerAdmin, TenantAdmin},
 }
+
+// ownerRules are the operations a team owner may do on the services they own. The
+// role is per service: OwnerMay only lets the caller past the tenant-level check,
+// and the handler must check Owns for every service the request touches.
+var ownerRules = map[Operation]bool{
+	ReadServices:   true,
+	ManageServices: true,
+}
+
+// OwnerMay reports whether a caller signed in to the tenant (a member) may attempt op
+// as a team owner, subject to the per-service check with Owns.
+func OwnerMay(r Roles, op Operation) bool { return ownerRules[op] && r.Has(Member) }
 
 // Allowed reports whether roles permit op.
 func Allowed(r Roles, op Operation) bool {

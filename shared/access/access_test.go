@@ -137,3 +137,25 @@ func TestPartnersSeeMaskedIdentifiersUnlessTheTenantAllows(t *testing.T) {
 		t.Error("allowing user identifiers must not reveal customer identifiers")
 	}
 }
+
+// A team owner is a member of the tenant whose object id a service lists: OwnerMay lets
+// such a caller attempt only the services operations, and Owns decides per service.
+func TestTeamOwnersMayAttemptOnlyServiceOperations(t *testing.T) {
+	rs := access.Resolver{OperatorRole: "Platform.Operator"}
+	const owner = "0a0a0a0a-0000-4000-8000-00000000a001"
+	member, _ := rs.For(context.Background(), access.Caller{ObjectID: owner, TenantID: contoso}, contosoTenant())
+	guest, _ := rs.For(context.Background(), access.Caller{ObjectID: owner, TenantID: otherTID}, contosoTenant())
+	for _, op := range []access.Operation{access.ReadServices, access.ManageServices} {
+		if access.Allowed(member, op) || !access.OwnerMay(member, op) || access.OwnerMay(guest, op) {
+			t.Errorf("%s: allowed %v, owner may %v, guest owner may %v", op, access.Allowed(member, op), access.OwnerMay(member, op), access.OwnerMay(guest, op))
+		}
+	}
+	for _, op := range []access.Operation{access.ReadTenant, access.UpdateTenant, access.OperateCalls, access.ReadAudit} {
+		if access.OwnerMay(member, op) {
+			t.Errorf("a team owner may attempt %s", op)
+		}
+	}
+	if !access.Owns(access.Caller{ObjectID: "0A0A0A0A-0000-4000-8000-00000000A001"}, []string{owner}) || access.Owns(access.Caller{ObjectID: "x"}, []string{owner}) {
+		t.Error("Owns compares object ids case-insensitively and nothing else")
+	}
+}

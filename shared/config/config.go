@@ -55,6 +55,10 @@ var Settings = []Setting{
 	{Name: "InteractTokenAudiences", Doc: "Comma-separated token audiences accepted by Interact's token modes for tenants that set none of their own."},
 	{Name: "EntraJwksUrl", Doc: "Entra signing keys (JWKS) URL; empty: `EntraAuthorityHost` + `common/discovery/v2.0/keys`."},
 	{Name: "TeamsClientState", Secret: true, Doc: "clientState the Graph subscriptions send (at most 128 characters); empty disables the webhook"},
+	{Name: "OutboundRequestsQueue", Default: "outbound-requests", Doc: "Service Bus queue of outbound scheduling requests (ScheduleOutbound; e.g. from Power Automate)."},
+	{Name: "OutboundDueQueue", Default: "outbound-due", Doc: "Service Bus queue the accepted outbound tasks are scheduled on for their due time (OutboundDue)."},
+	{Name: "OutboundHorizonDays", Default: "30", Doc: "How far ahead an outbound task's due time may be, in days (1..365)."},
+	{Name: "OutboundReconcileSchedule", Default: "0 */5 * * * *", Doc: "NCRONTAB schedule of the OutboundReconcile timer (repairs the per-service counters, schedules tasks whose scheduling was interrupted, frees slots of ended tasks)."},
 }
 
 // Config is the validated settings.
@@ -65,7 +69,9 @@ type Config struct {
 	Presence presence.Config
 	Graph    Graph
 	Interact Interact
-	Values   map[string]string // every setting as read (defaults applied); secrets included: never print it
+	// OutboundHorizon is how far ahead an outbound task may be due (OutboundHorizonDays).
+	OutboundHorizon time.Duration
+	Values          map[string]string // every setting as read (defaults applied); secrets included: never print it
 }
 
 // Graph is how to reach Graph and Entra.
@@ -146,6 +152,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	c.Interact.JWKSURL = v["EntraJwksUrl"]
+	c.OutboundHorizon = time.Duration(num("OutboundHorizonDays", 1, 365)) * 24 * time.Hour
 	for _, name := range []string{"GraphBaseUrl", "EntraAuthorityHost", "EntraJwksUrl"} {
 		if name == "EntraJwksUrl" && v[name] == "" {
 			continue

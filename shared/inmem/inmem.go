@@ -35,6 +35,7 @@ type Store struct {
 	writes int64
 
 	interact interactState // Interact settings and sessions (interact.go)
+	ob       outboundData  // outbound tasks and counters (outbound.go)
 }
 
 type versioned[T any] struct {

@@ -45,6 +45,52 @@ func (s *Store) PutService(_ context.Context, sv routing.Service) error {
 	return nil
 }
 
+// CreateService implements routing.Store.
+func (s *Store) CreateService(_ context.Context, sv routing.Service) (routing.Service, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := svcKey(sv.TenantID, sv.ID)
+	if _, ok := s.rtLocked().services[k]; ok {
+		return routing.Service{}, fmt.Errorf("create service: %w", fault.ErrConflict)
+	}
+	sv.Version = 1
+	s.rt.services[k] = sv.Clone()
+	return sv.Clone(), nil
+}
+
+// UpdateService implements routing.Store. fn runs outside the lock; the write happens
+// only if the stored version is still the one fn saw, else fn runs again.
+func (s *Store) UpdateService(ctx context.Context, tenantID, serviceID string, fn func(*routing.Service) error) (routing.Service, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return routing.Service{}, err
+		}
+		sv, err := s.GetService(ctx, tenantID, serviceID)
+		if err != nil {
+			return routing.Service{}, fmt.Errorf("update service: %w", err)
+		}
+		base := sv.Version
+		if err := fn(&sv); err != nil {
+			return routing.Service{}, err
+		}
+		sv.TenantID, sv.ID, sv.Version = tenantID, serviceID, base+1
+		s.mu.Lock()
+		k := svcKey(tenantID, serviceID)
+		cur, ok := s.rtLocked().services[k]
+		if ok && cur.Version == base {
+			s.rt.services[k] = sv.Clone()
+		}
+		s.mu.Unlock()
+		if !ok {
+			return routing.Service{}, fmt.Errorf("update service: %w", fault.ErrNotFound)
+		}
+		if cur.Version == base {
+			return sv, nil
+		}
+		// lost a race: read again
+	}
+}
+
 // GetService implements routing.Store.
 func (s *Store) GetService(_ context.Context, tenantID, serviceID string) (routing.Service, error) {
 	s.mu.Lock()

@@ -160,9 +160,42 @@ type Service struct {
 	// MaxTargets, no duplicates). A target belongs to one service of a tenant; a
 	// lookup that finds it on two refuses (see ServiceForTarget). Phone numbers are
 	// customer-facing identifiers: never log them.
-	Targets   []string  `json:"targets,omitempty"`
+	Targets []string `json:"targets,omitempty"`
+	// PhoneNumbers are the service's phone numbers with how they are provided; they
+	// are targets too (HasTarget reads both lists), so a number is kept in one place.
+	PhoneNumbers []PhoneNumber `json:"phoneNumbers,omitempty"`
+	// Owners are the Entra object ids of the service's team owners, who may manage
+	// its distribution settings and its agents' active flags.
+	Owners    []string  `json:"owners,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// Version counts admin changes (CreateService writes 1, UpdateService adds one);
+	// an admin change names the version it was based on (If-Match).
+	Version int64 `json:"version,omitempty"`
 }
+
+// PhoneKind says how a service's phone number is provided (SPEC §3).
+type PhoneKind string
+
+const (
+	// DirectRouting: a number managed outside Teams; any number may be assigned.
+	DirectRouting PhoneKind = "DirectRouting"
+	// CallingPlanService: a Microsoft Calling Plan number of type Service.
+	CallingPlanService PhoneKind = "CallingPlanService"
+	// CallingPlanUser: a Calling Plan User (subscriber) number; never assignable.
+	CallingPlanUser PhoneKind = "CallingPlanUser"
+)
+
+// PhoneNumber is one phone number of a service.
+type PhoneNumber struct {
+	Number string    `json:"number"` // E.164
+	Kind   PhoneKind `json:"kind"`
+}
+
+// Limits of a service's descriptive fields.
+const (
+	MaxServiceName = 100
+	MaxOwners      = 50
+)
 
 // Strategy is the effective strategy (LongestIdle when unset).
 func (s Service) Strategy() Strategy {
@@ -281,10 +314,13 @@ func (s Service) Validate() error {
 			}
 		}
 	}
-	if len(s.Targets) > MaxTargets {
-		return fault.Invalid("targets", fmt.Sprintf("at most %d", MaxTargets))
+	if utf8.RuneCountInString(s.Name) > MaxServiceName {
+		return fault.Invalid("name", fmt.Sprintf("at most %d characters", MaxServiceName))
 	}
-	seen := make(map[string]bool, len(s.Targets))
+	if len(s.Targets)+len(s.PhoneNumbers) > MaxTargets {
+		return fault.Invalid("targets", fmt.Sprintf("at most %d targets and phone numbers together", MaxTargets))
+	}
+	seen := make(map[string]bool, len(s.Targets)+len(s.PhoneNumbers))
 	for _, t := range s.Targets {
 		n := NormalizeTarget(t)
 		if !isGUID(n) && !isE164(n) {
@@ -294,6 +330,32 @@ func (s Service) Validate() error {
 			return fault.Invalid("targets", "duplicate target")
 		}
 		seen[n] = true
+	}
+	for i, p := range s.PhoneNumbers {
+		field := fmt.Sprintf("phoneNumbers[%d]", i)
+		n := NormalizeTarget(p.Number)
+		if !isE164(n) {
+			return fault.Invalid(field+".number", "must be an E.164 phone number (+ and 7..15 digits)")
+		}
+		switch p.Kind {
+		case DirectRouting, CallingPlanService:
+		case CallingPlanUser:
+			return fault.Invalid(field+".kind", "with Calling Plans only numbers of type Service may be assigned; User (subscriber) numbers are refused")
+		default:
+			return fault.Invalid(field+".kind", "must be DirectRouting, CallingPlanService or CallingPlanUser")
+		}
+		if seen[n] {
+			return fault.Invalid(field+".number", "duplicate: already a target or phone number of the service")
+		}
+		seen[n] = true
+	}
+	if len(s.Owners) > MaxOwners {
+		return fault.Invalid("owners", fmt.Sprintf("at most %d", MaxOwners))
+	}
+	for _, o := range s.Owners {
+		if !isGUID(o) {
+			return fault.Invalid("owners", "each must be an Entra object id (GUID)")
+		}
 	}
 	return nil
 }
@@ -385,6 +447,8 @@ type Task struct {
 	FirstAnsweredService string   `json:"firstAnsweredService,omitempty"`
 	FirstAnsweredPSTN    bool     `json:"firstAnsweredPstn,omitempty"`
 	Explain              *Explain `json:"explain,omitempty"` // the last routing attempt
+	// Outbound is set on an outbound task (Engine.OutboundDue): whom to call.
+	Outbound *OutboundCall `json:"outbound,omitempty"`
 	// ETag is the stored version this value was read at; conditional writes use it.
 	ETag string `json:"-"`
 }
@@ -509,12 +573,24 @@ func (t Task) Clone() Task {
 		e := t.Explain.Clone()
 		t.Explain = &e
 	}
+	if t.Outbound != nil {
+		o := *t.Outbound
+		if o.Params != nil {
+			o.Params = make(map[string]string, len(t.Outbound.Params))
+			for k, v := range t.Outbound.Params {
+				o.Params[k] = v
+			}
+		}
+		t.Outbound = &o
+	}
 	return t
 }
 
 // Clone returns a deep copy.
 func (s Service) Clone() Service {
 	s.Targets = slices.Clone(s.Targets)
+	s.PhoneNumbers = slices.Clone(s.PhoneNumbers)
+	s.Owners = slices.Clone(s.Owners)
 	d := &s.Distribution
 	d.SerialOrder = slices.Clone(d.SerialOrder)
 	d.Skills = slices.Clone(d.Skills)

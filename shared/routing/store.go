@@ -13,6 +13,13 @@ import (
 type Store interface {
 	// PutService inserts or replaces a service (admin and seeding; not conditional).
 	PutService(ctx context.Context, s Service) error
+	// CreateService inserts s with Version 1; fault.ErrConflict when the id exists.
+	CreateService(ctx context.Context, s Service) (Service, error)
+	// UpdateService reads the service, applies fn and writes it conditionally with
+	// Version one higher, retrying fn on a lost race (so fn must be repeatable). An
+	// error from fn aborts with nothing written and is returned as is; a missing
+	// service is fault.ErrNotFound. The ids cannot be changed by fn.
+	UpdateService(ctx context.Context, tenantID, serviceID string, fn func(*Service) error) (Service, error)
 	// GetService returns one service.
 	GetService(ctx context.Context, tenantID, serviceID string) (Service, error)
 	// ListServices returns the tenant's services, ordered by id.

@@ -67,10 +67,12 @@ func isE164(s string) bool {
 	return true
 }
 
-// HasTarget reports whether the service answers calls to target (compared normalized).
+// HasTarget reports whether the service answers calls to target (compared normalized):
+// one of its Targets or of its PhoneNumbers.
 func (s Service) HasTarget(target string) bool {
 	n := NormalizeTarget(target)
-	return slices.ContainsFunc(s.Targets, func(t string) bool { return NormalizeTarget(t) == n })
+	return slices.ContainsFunc(s.Targets, func(t string) bool { return NormalizeTarget(t) == n }) ||
+		slices.ContainsFunc(s.PhoneNumbers, func(p PhoneNumber) bool { return NormalizeTarget(p.Number) == n })
 }
 
 // ServiceForTarget picks the service of a tenant that a call to target is for, from

@@ -69,3 +69,48 @@ func TestServiceForTargetPrefersLiveServicesAndRefusesAmbiguity(t *testing.T) {
 		t.Errorf("unknown: %v; want fault.ErrNotFound", err)
 	}
 }
+
+// Phone numbers follow SPEC §3 (Calling Plans: only Service numbers) and are targets.
+func TestServicePhoneNumbersAreValidatedAndAreTargets(t *testing.T) {
+	base := Service{TenantID: "t", ID: "s", Type: TeamsBased, Targets: []string{"+15555550100"}}
+	for name, tc := range map[string]struct {
+		numbers []PhoneNumber
+		field   string // "" = valid
+	}{
+		"direct routing":         {[]PhoneNumber{{"+41441234567", DirectRouting}}, ""},
+		"calling plan service":   {[]PhoneNumber{{"+41 44 123 45 67", CallingPlanService}}, ""},
+		"calling plan user":      {[]PhoneNumber{{"+41441234567", CallingPlanUser}}, "phoneNumbers[0].kind"},
+		"unknown kind":           {[]PhoneNumber{{"+41441234567", "Mobile"}}, "phoneNumbers[0].kind"},
+		"not E.164":              {[]PhoneNumber{{"0441234567", DirectRouting}}, "phoneNumbers[0].number"},
+		"also a target":          {[]PhoneNumber{{"tel:+15555550100", DirectRouting}}, "phoneNumbers[0].number"},
+		"duplicate":              {[]PhoneNumber{{"+41441234567", DirectRouting}, {"+41441234567", CallingPlanService}}, "phoneNumbers[1].number"},
+		"over the target budget": {make([]PhoneNumber, MaxTargets), "targets"},
+	} {
+		s := base
+		s.PhoneNumbers = tc.numbers
+		err := s.Validate()
+		var fe *fault.FieldError
+		switch {
+		case tc.field == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case tc.field != "" && (!errors.As(err, &fe) || fe.Field != tc.field):
+			t.Errorf("%s: %v; want a *fault.FieldError on %s", name, err, tc.field)
+		}
+	}
+	s := base
+	s.PhoneNumbers = []PhoneNumber{{"+41441234567", CallingPlanService}}
+	if !s.HasTarget("+41 44 123 45 67") || !s.HasTarget("+15555550100") || s.HasTarget("+41441234568") {
+		t.Error("HasTarget reads Targets and PhoneNumbers")
+	}
+	other := Service{ID: "o", PhoneNumbers: []PhoneNumber{{"+41441234567", DirectRouting}}}
+	if _, err := ServiceForTarget([]Service{s, other}, "+41441234567"); !errors.Is(err, fault.ErrConflict) {
+		t.Errorf("a number on two services: %v, want fault.ErrConflict", err)
+	}
+	for _, o := range [][]string{{"me-1"}, make([]string, MaxOwners+1)} {
+		s := base
+		s.Owners = o
+		if err := s.Validate(); !errors.As(err, new(*fault.FieldError)) {
+			t.Errorf("owners %v: %v", o, err)
+		}
+	}
+}

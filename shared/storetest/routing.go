@@ -18,6 +18,7 @@ import (
 // empty, isolated store each call.
 func RunRouting(t *testing.T, newStore func(t *testing.T) routing.Store) {
 	t.Run("Services", func(t *testing.T) { testServices(t, newStore(t)) })
+	t.Run("ServiceUpdates", func(t *testing.T) { testServiceUpdates(t, newStore(t)) })
 	t.Run("Tasks", func(t *testing.T) { testTasks(t, newStore(t)) })
 	t.Run("AgentStates", func(t *testing.T) { testAgentStates(t, newStore(t)) })
 	t.Run("ReservationRaceHasOneWinner", func(t *testing.T) { testReservationRace(t, newStore(t)) })
@@ -121,7 +122,9 @@ func testServices(t *testing.T, s routing.Store) {
 	sales := routing.Service{TenantID: tenantA, ID: "sales", Name: "Sales", Type: routing.TeamsBased, PSTNLicence: true, UpdatedAt: at,
 		Distribution: routing.Distribution{AllowBusy: true, Strategy: routing.Broadcast, BroadcastN: 3, Weights: map[string]int{"a": 2},
 			RONA: routing.RONASettings{Enabled: true, Persistent: true, ResetSeconds: 60}, ACW: routing.ACWSettings{Seconds: &acw, AllowEarlyEnd: true},
-			Skills: []routing.SkillRequirement{{Skill: "de", MinLevel: 3}}, Relax: []routing.RelaxStep{{AfterSeconds: 30}}}}
+			Skills: []routing.SkillRequirement{{Skill: "de", MinLevel: 3}}, Relax: []routing.RelaxStep{{AfterSeconds: 30}}},
+		PhoneNumbers: []routing.PhoneNumber{{Number: "+41441234567", Kind: routing.CallingPlanService}, {Number: "+15555550100", Kind: routing.DirectRouting}},
+		Owners:       []string{"0d1e2f3a-4b5c-4d6e-8f70-81a2b3c4d5e6"}, Version: 7}
 	support := routing.Service{TenantID: tenantA, ID: "support", Type: routing.SkillBased, UpdatedAt: at}
 	other := routing.Service{TenantID: tenantB, ID: "sales", Type: routing.None, UpdatedAt: at}
 	for _, sv := range []routing.Service{support, sales, other} {
@@ -364,5 +367,57 @@ func testKeys(t *testing.T, s routing.Store) {
 	}
 	if seen, _ := s.Processed(ctx, tenantB, key); seen {
 		t.Fatal("keys are per tenant")
+	}
+}
+
+// testServiceUpdates: create refuses an existing id; updates are conditional, count
+// the version, lose nothing under a race, and write nothing when fn fails.
+func testServiceUpdates(t *testing.T, s routing.Store) {
+	ctx := context.Background()
+	_, err := s.UpdateService(ctx, tenantA, "sales", func(*routing.Service) error { return nil })
+	mustNotFound(t, "update of an unknown service", err)
+	sv := routing.Service{TenantID: tenantA, ID: "sales", Name: "Sales", Type: routing.TeamsBased, UpdatedAt: at}
+	got, err := s.CreateService(ctx, sv)
+	if err != nil || got.Version != 1 {
+		t.Fatalf("create service = %+v, %v; want version 1", got, err)
+	}
+	if _, err := s.CreateService(ctx, sv); !errors.Is(err, fault.ErrConflict) {
+		t.Fatalf("create an existing service: %v, want fault.ErrConflict", err)
+	}
+	boom := errors.New("boom")
+	if _, err := s.UpdateService(ctx, tenantA, "sales", func(sv *routing.Service) error { sv.Name = "X"; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("fn error: %v", err)
+	}
+	if cur, _ := s.GetService(ctx, tenantA, "sales"); cur.Name != "Sales" || cur.Version != 1 {
+		t.Fatalf("a failed update wrote: %+v", cur)
+	}
+	const n = 6
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := s.UpdateService(ctx, tenantA, "sales", func(sv *routing.Service) error {
+				sv.Owners = append(sv.Owners, fmt.Sprintf("0d1e2f3a-4b5c-4d6e-8f70-81a2b3c4d5e%d", i))
+				sv.ID = "renamed" // ignored: the ids cannot change
+				return nil
+			})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent update: %v", err)
+		}
+	}
+	cur, err := s.GetService(ctx, tenantA, "sales")
+	if err != nil || cur.Version != 1+n || len(cur.Owners) != n || cur.ID != "sales" {
+		t.Fatalf("after %d concurrent updates: %+v, %v; want version %d and every owner", n, cur, err, 1+n)
+	}
+	if _, err := s.GetService(ctx, tenantA, "renamed"); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("fn changed the id: %v", err)
 	}
 }

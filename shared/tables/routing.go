@@ -71,6 +71,68 @@ func (s *Store) PutService(ctx context.Context, sv routing.Service) error {
 	return wrap("put service", err)
 }
 
+// CreateService implements routing.Store (AddEntity: 409 → fault.ErrConflict).
+func (s *Store) CreateService(ctx context.Context, sv routing.Service) (routing.Service, error) {
+	if err := checkKey("serviceId", sv.ID); err != nil {
+		return routing.Service{}, fmt.Errorf("create service: %w", err)
+	}
+	sv = sv.Clone()
+	sv.Version = 1
+	r, err := serviceEntity(sv)
+	if err != nil {
+		return routing.Service{}, fmt.Errorf("create service: %w", err)
+	}
+	if _, err := s.client(tableRoutingQueues).AddEntity(ctx, r.body, nil); err != nil {
+		return routing.Service{}, wrap("create service", err)
+	}
+	return sv, nil
+}
+
+// UpdateService implements routing.Store: read with the ETag, fn, write If-Match; a
+// lost race (412) starts over after a short jittered wait.
+func (s *Store) UpdateService(ctx context.Context, tenantID, serviceID string, fn func(*routing.Service) error) (routing.Service, error) {
+	if err := checkKey("tenantId", queuePK(tenantID, serviceID)); err != nil {
+		return routing.Service{}, fmt.Errorf("update service: %w", err)
+	}
+	c := s.client(tableRoutingQueues)
+	for attempt := 0; ; attempt++ {
+		resp, err := c.GetEntity(ctx, queuePK(tenantID, serviceID), serviceRow, nil)
+		if err != nil {
+			return routing.Service{}, wrap("update service", err)
+		}
+		r, err := decodeRecord(resp.Value)
+		if err != nil {
+			return routing.Service{}, fmt.Errorf("update service: %w", err)
+		}
+		sv, err := decodeService(r)
+		if err != nil {
+			return routing.Service{}, fmt.Errorf("update service: %w", err)
+		}
+		base := sv.Version
+		if err := fn(&sv); err != nil {
+			return routing.Service{}, err
+		}
+		sv.TenantID, sv.ID, sv.Version = tenantID, serviceID, base+1
+		row, err := serviceEntity(sv)
+		if err != nil {
+			return routing.Service{}, fmt.Errorf("update service: %w", err)
+		}
+		_, err = s.updateIf(ctx, c, row, string(resp.ETag))
+		if err == nil {
+			return sv.Clone(), nil
+		}
+		if !errors.Is(err, fault.ErrPrecondition) {
+			return routing.Service{}, fmt.Errorf("update service: %w", err)
+		}
+		if attempt+1 >= maxAttempts {
+			return routing.Service{}, fmt.Errorf("update service: gave up after %d lost races: %w", maxAttempts, err)
+		}
+		if err := sleep(ctx, attempt); err != nil {
+			return routing.Service{}, fmt.Errorf("update service: %w", err)
+		}
+	}
+}
+
 func decodeService(r record) (routing.Service, error) {
 	var sv routing.Service
 	err := r.data("service", &sv)

@@ -13,6 +13,7 @@
 //	                                  RK "id_" id         index row: Ref = the record's RowKey
 //	InteractSettings, InteractSessions: see interact.go
 //	RoutingQueues, RoutingAgents, RoutingKeys: see routing.go
+//	Outbound: see outbound.go
 //
 // Data is the authoritative JSON of the domain struct (so a field added to the domain
 // is kept without touching this package); the typed columns beside it are copies for
@@ -59,7 +60,8 @@ const (
 var allTables = []string{tableTenants, tableAgents, tableSecrets, tablePresences, tablePresenceHealth, tableParked,
 	tableInteractSettings, tableInteractSessions,
 	tableRoutingQueues, tableRoutingAgents, tableRoutingKeys, // routing tables: see routing.go
-	tableAudit}
+	tableAudit,
+	tableOutbound} // outbound tasks and counters: see outbound.go
 
 // Store is the Table storage implementation of the domain stores. Create it with Open.
 type Store struct {
