@@ -170,6 +170,9 @@ var serviceBusQueues = [
     setting: 'OutboundDueQueue'
     name: outboundDueQueueName
     requiresSession: false
+    // Scheduled up to OutboundHorizonDays (at most 365) ahead: the messages must outlive
+    // that, whether the broker counts their lifetime from sending or from the due time.
+    timeToLive: 'P400D'
   }
 ]
 

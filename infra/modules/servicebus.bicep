@@ -5,7 +5,7 @@ param name string
 param location string
 param tags object = {}
 
-@description('Queues: [{ name: string, requiresSession: bool }] (other properties are ignored).')
+@description('Queues: [{ name: string, requiresSession: bool, timeToLive: string (optional ISO 8601, default defaultMessageTimeToLive) }] (other properties are ignored).')
 param queues array
 
 @description('Deliveries before a message is dead-lettered. A custom handler cannot dead-letter itself: a non-2xx answer abandons the message, and after this many tries Service Bus dead-letters it.')
@@ -47,7 +47,7 @@ resource queue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = [
       duplicateDetectionHistoryTimeWindow: duplicateDetectionHistoryTimeWindow
       maxDeliveryCount: maxDeliveryCount
       lockDuration: lockDuration
-      defaultMessageTimeToLive: defaultMessageTimeToLive
+      defaultMessageTimeToLive: q.?timeToLive ?? defaultMessageTimeToLive
       deadLetteringOnMessageExpiration: true
       enablePartitioning: false
     }
