@@ -24,6 +24,9 @@ bench: $(AZURITE)
 	$(GO) test -run '^$$' -bench SavePresences -benchmem ./shared/tables/
 	$(GO) test -run '^$$' -bench BenchmarkDecide -benchtime=200x -benchmem ./shared/routing/
 	$(GO) test -run '^$$' -bench 'BenchmarkKicksOverHTTP|BenchmarkInteract' -cpu 1 -benchtime 2s ./handler/
+	$(GO) test -run '^$$' -bench OutboundReserveAtTheCap -benchtime=2s ./shared/inmem/
+	REQUIRE_AZURITE=1 $(GO) test -run '^$$' -bench OutboundReserveAtTheCapAzurite -benchtime=3s ./shared/tables/
+	$(GO) test -run '^$$' -bench . -benchmem ./shared/userstate/
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -19,6 +19,7 @@ import (
 	"github.com/teamscc/teamscc/shared/funchost"
 	"github.com/teamscc/teamscc/shared/routing"
 	"github.com/teamscc/teamscc/shared/tenant"
+	"github.com/teamscc/teamscc/shared/userstate"
 )
 
 // adminAuth authenticates admin API callers (an Entra bearer token for this app) and
@@ -181,6 +182,7 @@ type tenantAdmin struct {
 	secrets tenant.Secrets
 	audit   audit.Store
 	routes  routing.Store
+	tracker *userstate.Tracker
 	now     func() time.Time
 }
 
@@ -381,7 +383,25 @@ func (ta *tenantAdmin) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ta.record(r.Context(), call, t.ID, string(access.UpdateTenant), change.Audit())
+	ta.userStatesFollow(r, call.tenant, t)
 	writeTenant(w, http.StatusOK, ta.view(r.Context(), t))
+}
+
+// userStatesFollow starts recording every agent's state when tracking was turned on,
+// and closes every open record when it was turned off. The change is made either
+// way: a failure here is finished by the next sweep (PresenceRefresh tick).
+func (ta *tenantAdmin) userStatesFollow(r *http.Request, before, after tenant.Tenant) {
+	was, is := before.Privacy.TrackUserStates && !before.Deleted, after.Privacy.TrackUserStates && !after.Deleted
+	var err error
+	switch {
+	case is && !was:
+		err = ta.tracker.SyncTenant(r.Context(), after.ID)
+	case was && !is:
+		err = ta.tracker.Stop(r.Context(), after.ID)
+	}
+	if err != nil {
+		funchost.Logger(r.Context()).Warn("user-state tracking not switched yet; the next sweep finishes it", "tenant", after.ID, "err", err)
+	}
 }
 
 // remove marks the tenant PendingDeletion: it needs {"confirm":"YES"}; every service
@@ -434,6 +454,7 @@ func (ta *tenantAdmin) remove(w http.ResponseWriter, r *http.Request) {
 	if !call.tenant.Deleted {
 		ta.record(r.Context(), call, t.ID, string(access.DeleteTenant), map[string]string{"deleted": "true"})
 	}
+	ta.userStatesFollow(r, call.tenant, t)
 	funchost.Logger(r.Context()).Warn("tenant marked for deletion", slog.String("tenant", t.ID), slog.Int("services", len(services)))
 	funchost.WriteJSON(w, http.StatusAccepted, map[string]any{"tenantId": t.ID, "status": "PendingDeletion", "services": len(services)})
 }

@@ -166,6 +166,8 @@ func TestAdminRoleMatrix(t *testing.T) {
 		{"change partner visibility (tenant-owned)", "PATCH", T, `{"privacy":{"partnerSeesUserIdentifiers":false}}`, true},
 		{"change direct invite (operator-only)", "PATCH", T, `{"extensions":{"directInvitePstn":false}}`, true},
 		{"read audit", "GET", T + "/audit", "", false},
+		{"user-state report", "GET", T + "/reports/user-states", "", false},
+		{"turn user-state tracking on (tenant-owned)", "PATCH", T, `{"privacy":{"trackUserStates":true}}`, true},
 		{"presence health", "GET", T + "/presence/health", "", false},
 		{"presence list", "GET", T + "/presence", "", false},
 		{"test UPN", "POST", T + "/presence/test", `{"upn":"someone@contoso.com"}`, false},
@@ -175,18 +177,20 @@ func TestAdminRoleMatrix(t *testing.T) {
 	// want[op][caller]: the status each caller gets.
 	want := map[string][]int{
 		//                                         op   pa   pa2  ta   own  mem  gst  none exp  aud
-		"read tenant":                              {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
-		"list tenants":                             {200, 200, 200, 200, 200, 200, 200, 401, 401, 401},
-		"change company name (non-technical)":      {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
-		"change security group (technical)":        {200, 200, 403, 403, 403, 403, 403, 401, 401, 401},
-		"change partner visibility (tenant-owned)": {200, 403, 403, 200, 403, 403, 403, 401, 401, 401},
-		"change direct invite (operator-only)":     {200, 403, 403, 403, 403, 403, 403, 401, 401, 401},
-		"read audit":                               {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
-		"presence health":                          {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
-		"presence list":                            {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
-		"test UPN":                                 {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
-		"parked messages":                          {200, 403, 403, 403, 403, 403, 403, 401, 401, 401},
-		"create a tenant":                          {201, 201, 403, 403, 403, 403, 403, 401, 401, 401},
+		"read tenant":                                {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
+		"list tenants":                               {200, 200, 200, 200, 200, 200, 200, 401, 401, 401},
+		"change company name (non-technical)":        {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
+		"change security group (technical)":          {200, 200, 403, 403, 403, 403, 403, 401, 401, 401},
+		"change partner visibility (tenant-owned)":   {200, 403, 403, 200, 403, 403, 403, 401, 401, 401},
+		"change direct invite (operator-only)":       {200, 403, 403, 403, 403, 403, 403, 401, 401, 401},
+		"read audit":                                 {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
+		"user-state report":                          {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
+		"turn user-state tracking on (tenant-owned)": {200, 403, 403, 200, 403, 403, 403, 401, 401, 401},
+		"presence health":                            {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
+		"presence list":                              {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
+		"test UPN":                                   {200, 200, 403, 200, 403, 403, 403, 401, 401, 401},
+		"parked messages":                            {200, 403, 403, 403, 403, 403, 403, 401, 401, 401},
+		"create a tenant":                            {201, 201, 403, 403, 403, 403, 403, 401, 401, 401},
 	}
 	for _, o := range ops {
 		for i, caller := range callers {

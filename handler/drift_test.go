@@ -57,7 +57,7 @@ func TestEveryFunctionFolderHasARouteAndViceVersa(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := inmem.New()
-	app := newApp(cfg, deps{tenants: s, secrets: s, presences: s, parked: s, reader: simulate.NewReader(nil), admin: localAdmin(s)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	app := newApp(cfg, deps{tenants: s, secrets: s, presences: s, parked: s, userStates: s, reader: simulate.NewReader(nil), admin: localAdmin(s)}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	folders := readFunctionJSON(t)
 	kinds := map[string]string{"timerTrigger": "timer", "serviceBusTrigger": "serviceBus", "httpTrigger": "http"}
 	registered := map[string]bool{}

@@ -18,6 +18,7 @@ import (
 	"github.com/teamscc/teamscc/shared/parking"
 	"github.com/teamscc/teamscc/shared/presence"
 	"github.com/teamscc/teamscc/shared/tenant"
+	"github.com/teamscc/teamscc/shared/userstate"
 )
 
 // handlers turns triggers and requests into domain calls and domain results into
@@ -27,6 +28,7 @@ type handlers struct {
 	tenants   tenant.Store
 	presences presence.Store
 	parked    parking.Store
+	tracker   *userstate.Tracker
 }
 
 var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
@@ -69,6 +71,19 @@ func (h *handlers) presenceRefresh(ctx context.Context, _ funchost.Timer) error 
 	}
 	log.Info("presence refreshed", "tenants", sum.Tenants, "agents", sum.Agents, "graph_requests", sum.Requests,
 		"changed", sum.Changed, "failed_tenants", len(sum.Failed))
+	// The same tick sweeps user-state tracking: states that ended by themselves are
+	// recorded at their instant, records roll over at midnight, a Stop that failed is
+	// finished.
+	us, err := h.tracker.Sweep(ctx)
+	if err != nil {
+		return err
+	}
+	for id, err := range us.Failed {
+		log.Error("user-state sweep failed", "tenant", id, "err", err)
+	}
+	if us.Tracked > 0 || len(us.Failed) > 0 {
+		log.Info("user states swept", "tracking_tenants", us.Tracked, "failed_tenants", len(us.Failed))
+	}
 	return nil
 }
 

@@ -40,7 +40,7 @@ func newBenchApp(b *testing.B, mode interact.AuthMode) benchApp {
 	if err := s.PutTenant(ctx, tenant.Tenant{ID: simulate.ContosoID, Name: "Contoso"}); err != nil {
 		b.Fatal(err)
 	}
-	d := deps{tenants: s, secrets: s, presences: s, parked: s, reader: simulate.NewReader(nil), now: time.Now, interact: s, admin: localAdmin(s)}
+	d := deps{tenants: s, secrets: s, presences: s, parked: s, userStates: s, reader: simulate.NewReader(nil), now: time.Now, interact: s, admin: localAdmin(s)}
 	ih := newInteractHandler(cfg, d)
 	on := true
 	v, err := ih.svc.UpdateSettings(ctx, simulate.ContosoID, interact.Patch{Enabled: &on, AuthMode: &mode})

@@ -84,7 +84,7 @@ func localDeps(ctx context.Context, cfg config.Config, get func(string) string) 
 	}
 	// Locally every admin caller is a platform operator: no tokens to mint (the banner
 	// says so). Azure mode always checks tokens.
-	d := deps{tenants: s, secrets: s, presences: s, parked: s, now: time.Now, interact: s, routes: s, audit: s, admin: localAdmin(s)}
+	d := deps{tenants: s, secrets: s, presences: s, parked: s, now: time.Now, interact: s, routes: s, audit: s, userStates: s, admin: localAdmin(s)}
 	if cfg.Storage == "Memory" {
 		if err := simulate.Seed(ctx, s, s, time.Now()); err != nil {
 			return deps{}, err

@@ -81,7 +81,7 @@ func startOutbound(t *testing.T) *outboundApp {
 	}
 	q := &scheduleQueue{scheduled: map[int64]queue.Message{}}
 	logs := &syncBuffer{}
-	app := newApp(cfg, deps{tenants: s, secrets: s, presences: s, parked: s, interact: s, routes: s, sender: q, audit: s, now: time.Now,
+	app := newApp(cfg, deps{tenants: s, secrets: s, presences: s, parked: s, userStates: s, interact: s, routes: s, sender: q, audit: s, now: time.Now,
 		admin: newAdminAuth([]string{adminAudience}, v, access.Resolver{OperatorRole: "Platform.Operator"}, s)},
 		slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	srv := httptest.NewServer(app)

@@ -11,7 +11,7 @@ import (
 // folders under functions/; a test keeps the two in step. Every admin route goes
 // through g (an Entra token and a role for the tenant); the widget's and Teams' routes
 // authenticate callers themselves (widget key, clientState).
-func routes(app *funchost.App, g *adminAuth, h *handlers, ta *tenantAdmin) {
+func routes(app *funchost.App, g *adminAuth, h *handlers, ta *tenantAdmin, rp *reports) {
 	app.Timer("PresenceRefresh", h.presenceRefresh)
 	app.ServiceBus("PresenceRefreshTenant", h.presenceRefreshTenant)
 	app.HTTP("PresenceHealth", "GET /api/tenants/{tenantId}/presence/health", g.guard(access.ReadPresence, h.presenceHealth))
@@ -25,6 +25,7 @@ func routes(app *funchost.App, g *adminAuth, h *handlers, ta *tenantAdmin) {
 	app.HTTP("Tenant", "PATCH /api/tenants/{tenantId}", g.guard(access.UpdateTenant, ta.update))
 	app.HTTP("Tenant", "DELETE /api/tenants/{tenantId}", g.guard(access.DeleteTenant, ta.remove))
 	app.HTTP("TenantAudit", "GET /api/tenants/{tenantId}/audit", g.guard(access.ReadAudit, ta.auditLog))
+	app.HTTP("UserStateReport", "GET /api/tenants/{tenantId}/reports/user-states", g.guard(access.ReadReports, rp.userStates))
 }
 
 // routingRoutes are the call-routing functions.

@@ -95,7 +95,7 @@ func newRoutingAppEnv(t testing.TB, env map[string]string) *routingApp {
 		t.Fatal(err)
 	}
 	q := &kickQueue{}
-	app := newApp(cfg, deps{tenants: s, secrets: s, presences: s, parked: s, interact: s, routes: s, sender: q, audit: s,
+	app := newApp(cfg, deps{tenants: s, secrets: s, presences: s, parked: s, userStates: s, interact: s, routes: s, sender: q, audit: s,
 		admin: localAdmin(s), reader: simulate.NewReader(nil), now: time.Now}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(app)
 	t.Cleanup(srv.Close)

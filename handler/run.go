@@ -28,6 +28,7 @@ import (
 	"github.com/teamscc/teamscc/shared/servicebus"
 	"github.com/teamscc/teamscc/shared/tables"
 	"github.com/teamscc/teamscc/shared/tenant"
+	"github.com/teamscc/teamscc/shared/userstate"
 )
 
 // run is the whole program: flags, settings, adapters, serve. It returns when ctx ends.
@@ -120,19 +121,20 @@ func serve(ctx context.Context, ln net.Listener, log *slog.Logger, build func(co
 
 // deps are the adapters the app runs on.
 type deps struct {
-	tenants   tenant.Store
-	secrets   tenant.Secrets
-	presences presence.Store
-	parked    parking.Store
-	reader    presence.Reader
-	source    presence.Source
-	now       func() time.Time
-	interact  interact.Store
-	routes    routing.Store
-	sender    queue.Sender // kicks; set after the local host exists in local mode
-	audit     audit.Store
-	admin     *adminAuth     // admin API authentication; local mode: every caller is an operator
-	outbound  outbound.Store // nil: taken from routes when that store implements it
+	tenants    tenant.Store
+	secrets    tenant.Secrets
+	presences  presence.Store
+	parked     parking.Store
+	reader     presence.Reader
+	source     presence.Source
+	now        func() time.Time
+	interact   interact.Store
+	routes     routing.Store
+	sender     queue.Sender // kicks; set after the local host exists in local mode
+	audit      audit.Store
+	admin      *adminAuth     // admin API authentication; local mode: every caller is an operator
+	outbound   outbound.Store // nil: taken from routes when that store implements it
+	userStates userstate.Store
 }
 
 // stores is every store interface, as one adapter implements them.
@@ -145,6 +147,7 @@ type stores interface {
 	routing.Store
 	audit.Store
 	outbound.Store
+	userstate.Store
 }
 
 func openStores(ctx context.Context, cfg config.Config, getenv func(string) string) (stores, error) {
@@ -196,7 +199,7 @@ func azureDeps(ctx context.Context, cfg config.Config, getenv func(string) strin
 		resolver.Groups = gc
 	}
 	return deps{tenants: s, secrets: s, presences: s, parked: s, reader: r, source: presence.SourceExtended, now: time.Now, interact: s,
-		routes: s, sender: snd, audit: s, admin: newAdminAuth(splitList(cfg.Values["AdminAudiences"]), v, resolver, s)}, nil
+		routes: s, sender: snd, audit: s, userStates: s, admin: newAdminAuth(splitList(cfg.Values["AdminAudiences"]), v, resolver, s)}, nil
 }
 
 // newSender is the Service Bus sender the engine kicks services with. With no Service
@@ -220,19 +223,26 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 		panic("newApp: deps.admin is nil: admin routes would be unprotected")
 	}
 	app := funchost.New(funchost.Options{Logger: log, Parker: d.parked, Timeout: 5 * time.Minute})
-	engine := routing.NewEngine(routing.Options{Store: d.routes, Tenants: d.tenants, Presences: d.presences, Sender: d.sender,
+	tracker := userstate.NewTracker(userstate.Options{Store: d.userStates, Routes: d.routes, Tenants: d.tenants, Presences: d.presences, Now: d.now})
+	// Every agent-state write goes through routes, so tracking tenants record it.
+	tracked := userstate.TrackedRoutes{Store: d.routes, Tracker: tracker, Log: funchost.Logger}
+	engine := routing.NewEngine(routing.Options{Store: tracked, Tenants: d.tenants, Presences: d.presences, Sender: d.sender,
 		Queue: cfg.Values["CallsQueue"], Now: d.now, Log: funchost.Logger})
 	pc := cfg.Presence
 	pc.Source = d.source
 	refresher := presence.NewRefresher(pc, d.tenants, d.secrets, d.presences, d.reader, d.now)
-	// An agent who became deliverable wakes the services they belong to.
-	refresher.OnChanged(engine.PresenceChanged)
-	routes(app, d.admin, &handlers{refresher: refresher, tenants: d.tenants, presences: d.presences, parked: d.parked},
-		&tenantAdmin{tenants: d.tenants, secrets: d.secrets, audit: d.audit, routes: d.routes, now: d.now})
+	// Changed presences are recorded (tracking tenants), and an agent who became
+	// deliverable wakes the services they belong to.
+	refresher.OnChanged(func(ctx context.Context, tenantID string, changed []presence.Presence) error {
+		return errors.Join(tracker.PresenceChanged(ctx, tenantID, changed), engine.PresenceChanged(ctx, tenantID, changed))
+	})
+	routes(app, d.admin, &handlers{refresher: refresher, tenants: d.tenants, presences: d.presences, parked: d.parked, tracker: tracker},
+		&tenantAdmin{tenants: d.tenants, secrets: d.secrets, audit: d.audit, routes: tracked, tracker: tracker, now: d.now},
+		&reports{store: d.userStates, now: d.now})
 	interactRoutes(app, d.admin, newInteractHandler(cfg, d))
-	routingRoutes(app, d.admin, &routingHandlers{store: d.routes, tenants: d.tenants, engine: engine, clientState: cfg.Values["TeamsClientState"]})
+	routingRoutes(app, d.admin, &routingHandlers{store: tracked, tenants: d.tenants, engine: engine, clientState: cfg.Values["TeamsClientState"]})
 	outboundRoutes(app, d.admin, newOutboundHandlers(cfg, d, engine))
-	serviceRoutes(app, d.admin, &serviceAdmin{store: d.routes, tenants: d.tenants, audit: d.audit, now: d.now})
+	serviceRoutes(app, d.admin, &serviceAdmin{store: tracked, tenants: d.tenants, audit: d.audit, now: d.now})
 	return app
 }
 

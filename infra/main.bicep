@@ -192,6 +192,7 @@ var appTables = [
   'RoutingKeys'
   'Audit'
   'Outbound'
+  'UserStates'
 ]
 var tableNames = [for t in appTables: '${tableNamePrefix}${t}']
 

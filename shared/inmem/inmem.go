@@ -36,6 +36,7 @@ type Store struct {
 
 	interact interactState // Interact settings and sessions (interact.go)
 	ob       outboundData  // outbound tasks and counters (outbound.go)
+	us       userStates    // user-state cursors and records (userstate.go)
 }
 
 type versioned[T any] struct {

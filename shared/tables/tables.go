@@ -61,7 +61,8 @@ var allTables = []string{tableTenants, tableAgents, tableSecrets, tablePresences
 	tableInteractSettings, tableInteractSessions,
 	tableRoutingQueues, tableRoutingAgents, tableRoutingKeys, // routing tables: see routing.go
 	tableAudit,
-	tableOutbound} // outbound tasks and counters: see outbound.go
+	tableOutbound,   // outbound tasks and counters: see outbound.go
+	tableUserStates} // user-state cursors and records: see userstate.go
 
 // Store is the Table storage implementation of the domain stores. Create it with Open.
 type Store struct {
