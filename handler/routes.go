@@ -61,4 +61,5 @@ func serviceRoutes(app *funchost.App, g *adminAuth, h *serviceAdmin) {
 	app.HTTP("Service", "DELETE /api/tenants/{tenantId}/services/{serviceId}", g.guard(access.ManageServices, h.remove))
 	app.HTTP("Agents", "GET /api/tenants/{tenantId}/agents", g.guard(access.ReadServices, h.listAgents))
 	app.HTTP("Agent", "PATCH /api/tenants/{tenantId}/agents/{agentId}", g.guard(access.ManageServices, h.updateAgent))
+	app.Timer("ProvisioningRun", h.provisioningRun)
 }

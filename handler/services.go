@@ -696,3 +696,40 @@ func hasDuplicates(s []string) bool {
 	}
 	return false
 }
+
+// provisioningRun is the ProvisioningRun timer: every service pending deletion (deleted
+// by itself or with its tenant) is removed with its tasks. A failure is logged and left
+// to the next run; the service stays PendingDeletion, so it never routes meanwhile.
+func (h *serviceAdmin) provisioningRun(ctx context.Context, _ funchost.Timer) error {
+	log := funchost.Logger(ctx)
+	ts, err := h.tenants.ListTenants(ctx)
+	if err != nil {
+		return err
+	}
+	var removed, tasks, failed int
+	for _, t := range ts {
+		svcs, err := h.store.ListServices(ctx, t.ID)
+		if err != nil {
+			log.Error("provisioning: list services failed", "tenant", t.ID, "err", err)
+			failed++
+			continue
+		}
+		for _, s := range svcs {
+			if !s.PendingDeletion {
+				continue
+			}
+			n, err := h.store.PurgeService(ctx, t.ID, s.ID)
+			switch {
+			case errors.Is(err, fault.ErrNotFound):
+			case err != nil:
+				log.Error("provisioning: service not removed", "tenant", t.ID, "service", s.ID, "err", err)
+				failed++
+			default:
+				removed++
+				tasks += n
+			}
+		}
+	}
+	log.Info("provisioning run", "tenants", len(ts), "services_removed", removed, "tasks_removed", tasks, "failures", failed)
+	return nil
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/teamscc/teamscc/shared/access"
 	"github.com/teamscc/teamscc/shared/config"
 	"github.com/teamscc/teamscc/shared/entra"
+	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/inmem"
 	"github.com/teamscc/teamscc/shared/routing"
 	"github.com/teamscc/teamscc/shared/simulate"
@@ -475,5 +477,44 @@ func TestAgentProfileRulesAndTheRouterStateIsUntouched(t *testing.T) {
 	}
 	if status, _, _ := a.c.do("GET", "/api/tenants/"+tenantT+"/agents", "", ""); status != http.StatusUnauthorized {
 		t.Errorf("no token: %d", status)
+	}
+}
+
+// Deleting a tenant stops its services at once; the provisioning run (the timer, with
+// the host's envelope) then removes them with their tasks, and running it again
+// changes nothing. Another tenant's services are untouched.
+func TestTenantDeletionThenTheProvisioningRunRemovesItsServices(t *testing.T) {
+	a := startServices(t)
+	ctx := context.Background()
+	op := a.is.token(t, guestTID, "op-1", []string{"Platform.Operator"}, nil, time.Hour)
+	if _, err := a.store.CreateService(ctx, routing.Service{TenantID: tenantT2, ID: "sales", Type: routing.TeamsBased}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tenantID := range []string{tenantT, tenantT2} {
+		if _, err := a.store.CreateTask(ctx, routing.Task{TenantID: tenantID, ServiceID: "sales", ID: "waiting", State: routing.Waiting,
+			Priority: routing.Normal, Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status, b, _ := a.c.do("DELETE", "/api/tenants/"+tenantT, op, `{"confirm":"YES"}`); status != 202 {
+		t.Fatalf("delete tenant: %d %s", status, b)
+	}
+	timer := `{"Data":{"timer":{"Schedule":{"AdjustForDST":true},"ScheduleStatus":null,"IsPastDue":false}},"Metadata":{"sys":{"MethodName":"ProvisioningRun","UtcNow":"2026-11-24T10:30:00Z"}}}`
+	for run := range 2 {
+		if status, b := postTB(t, a.c.base+"/ProvisioningRun", timer); status != 200 || !strings.Contains(b, `"ReturnValue":null`) {
+			t.Fatalf("run %d: %d %s", run, status, b)
+		}
+		if svcs, _ := a.store.ListServices(ctx, tenantT); len(svcs) != 0 {
+			t.Fatalf("run %d: the deleted tenant still has %d services", run, len(svcs))
+		}
+		if _, err := a.store.GetTask(ctx, tenantT, "sales", "waiting"); !errors.Is(err, fault.ErrNotFound) {
+			t.Fatalf("run %d: a task of a removed service is left: %v", run, err)
+		}
+		if _, err := a.store.GetTask(ctx, tenantT2, "sales", "waiting"); err != nil {
+			t.Fatalf("run %d: another tenant's task was removed: %v", run, err)
+		}
+	}
+	if status, _, _ := a.c.do("DELETE", "/api/tenants/"+tenantT, op, `{"confirm":"YES"}`); status != 202 {
+		t.Fatalf("deleting again after the run: %d", status)
 	}
 }

@@ -63,6 +63,9 @@ param outboundHorizonDays string = '30'
 @description('NCRONTAB schedule (UTC, with seconds) of the OutboundReconcile timer (OutboundReconcileSchedule).')
 param outboundReconcileSchedule string = '0 */5 * * * *'
 
+@description('NCRONTAB schedule (UTC, with seconds) of the ProvisioningRun timer, which removes services pending deletion (ProvisioningSchedule).')
+param provisioningSchedule string = '0 30 * * * *'
+
 @description('Seconds an old Interact widget key keeps working after a refresh, 0..3600 (InteractKeyGraceSeconds).')
 param interactKeyGraceSeconds string = '0'
 
@@ -313,6 +316,7 @@ var appSettings = {
   OutboundDueQueue: outboundDueQueueName
   OutboundHorizonDays: outboundHorizonDays
   OutboundReconcileSchedule: outboundReconcileSchedule
+  ProvisioningSchedule: provisioningSchedule
   InteractKeyGraceSeconds: interactKeyGraceSeconds
   InteractTokenAudiences: interactTokenAudiences
   EntraJwksUrl: entraJwksUrl

@@ -59,6 +59,7 @@ var Settings = []Setting{
 	{Name: "OutboundDueQueue", Default: "outbound-due", Doc: "Service Bus queue the accepted outbound tasks are scheduled on for their due time (OutboundDue)."},
 	{Name: "OutboundHorizonDays", Default: "30", Doc: "How far ahead an outbound task's due time may be, in days (1..365)."},
 	{Name: "OutboundReconcileSchedule", Default: "0 */5 * * * *", Doc: "NCRONTAB schedule of the OutboundReconcile timer (repairs the per-service counters, schedules tasks whose scheduling was interrupted, frees slots of ended tasks)."},
+	{Name: "ProvisioningSchedule", Default: "0 30 * * * *", Doc: "NCRONTAB schedule of the ProvisioningRun timer (removes services pending deletion, with their tasks)."},
 }
 
 // Config is the validated settings.

@@ -346,3 +346,21 @@ func (s *Store) GetCallIndex(_ context.Context, callID string) (routing.CallRef,
 	}
 	return c, nil
 }
+
+// PurgeService implements routing.Store.
+func (s *Store) PurgeService(_ context.Context, tenantID, serviceID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := svcKey(tenantID, serviceID)
+	sv, ok := s.rtLocked().services[k]
+	switch {
+	case !ok:
+		return 0, fmt.Errorf("purge service: %w", fault.ErrNotFound)
+	case !sv.PendingDeletion:
+		return 0, fmt.Errorf("purge service: not pending deletion: %w", fault.ErrPrecondition)
+	}
+	n := len(s.rt.tasks[k])
+	delete(s.rt.tasks, k)
+	delete(s.rt.services, k)
+	return n, nil
+}

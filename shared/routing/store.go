@@ -29,6 +29,12 @@ type Store interface {
 	// rule of ServiceForTarget: fault.ErrNotFound when none, fault.ErrConflict when
 	// two services claim it.
 	ServiceByTarget(ctx context.Context, tenantID, target string) (Service, error)
+	// PurgeService removes a PendingDeletion service and every task of it (the
+	// provisioning run). A service not pending deletion is fault.ErrPrecondition and
+	// nothing is removed; a missing one is fault.ErrNotFound. The tasks go first and
+	// the service last, so an interrupted purge is finished by the next one. It
+	// returns the number of tasks removed.
+	PurgeService(ctx context.Context, tenantID, serviceID string) (int, error)
 	// LoadQueue returns the service and its open tasks (not Done), in one read where
 	// the adapter allows it: the service and its tasks share a partition.
 	LoadQueue(ctx context.Context, tenantID, serviceID string) (Service, []Task, error)

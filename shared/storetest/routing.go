@@ -27,6 +27,7 @@ func RunRouting(t *testing.T, newStore func(t *testing.T) routing.Store) {
 	t.Run("ProcessedKeys", func(t *testing.T) { testKeys(t, newStore(t)) })
 	t.Run("ServiceByTarget", func(t *testing.T) { testServiceByTarget(t, newStore(t)) })
 	t.Run("CallIndex", func(t *testing.T) { testCallIndex(t, newStore(t)) })
+	t.Run("PurgeService", func(t *testing.T) { testPurgeService(t, newStore(t)) })
 }
 
 func testServiceByTarget(t *testing.T, s routing.Store) {
@@ -419,5 +420,44 @@ func testServiceUpdates(t *testing.T, s routing.Store) {
 	}
 	if _, err := s.GetService(ctx, tenantA, "renamed"); !errors.Is(err, fault.ErrNotFound) {
 		t.Fatalf("fn changed the id: %v", err)
+	}
+}
+
+func testPurgeService(t *testing.T, s routing.Store) {
+	ctx := context.Background()
+	for _, id := range []string{"old", "kept"} {
+		if err := s.PutService(ctx, routing.Service{TenantID: tenantA, ID: id, Type: routing.TeamsBased}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 130 { // more than one batch of deletes
+			if _, err := s.CreateTask(ctx, routing.Task{TenantID: tenantA, ServiceID: id, ID: fmt.Sprint("t", i), State: routing.Waiting,
+				Priority: routing.Normal, Created: at}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := s.PurgeService(ctx, tenantA, "old"); !errors.Is(err, fault.ErrPrecondition) {
+		t.Fatalf("purging a live service = %v; want ErrPrecondition", err)
+	}
+	if _, tasks, err := s.LoadQueue(ctx, tenantA, "old"); err != nil || len(tasks) != 130 {
+		t.Fatalf("a refused purge removed something: %d tasks, %v", len(tasks), err)
+	}
+	if _, err := s.UpdateService(ctx, tenantA, "old", func(sv *routing.Service) error { sv.PendingDeletion = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PurgeService(ctx, tenantA, "old"); err != nil || n != 130 {
+		t.Fatalf("purge = %d %v; want 130 tasks", n, err)
+	}
+	if _, err := s.GetService(ctx, tenantA, "old"); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("purged service still there: %v", err)
+	}
+	if _, err := s.GetTask(ctx, tenantA, "old", "t7"); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("purged task still there: %v", err)
+	}
+	if _, err := s.PurgeService(ctx, tenantA, "old"); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("second purge = %v; want ErrNotFound", err)
+	}
+	if _, tasks, err := s.LoadQueue(ctx, tenantA, "kept"); err != nil || len(tasks) != 130 {
+		t.Fatalf("the other service lost tasks: %d %v", len(tasks), err)
 	}
 }

@@ -518,3 +518,57 @@ func (s *Store) GetCallIndex(ctx context.Context, callID string) (routing.CallRe
 	}
 	return c, nil
 }
+
+// PurgeService implements routing.Store: one query lists the partition's rows (keys
+// only), the tasks are deleted in batches of 100, then the service row If-Match the
+// ETag it was read at.
+func (s *Store) PurgeService(ctx context.Context, tenantID, serviceID string) (int, error) {
+	pk := queuePK(tenantID, serviceID)
+	if err := checkKey("serviceId", pk); err != nil {
+		return 0, fmt.Errorf("purge service: %w", err)
+	}
+	c := s.client(tableRoutingQueues)
+	var (
+		svc   *row
+		etag  azcore.ETag
+		tasks []row
+	)
+	err := listAll(ctx, c, "PartitionKey eq "+odataString(pk), "RowKey,PendingDeletion", func(r record) error {
+		rk := r.str("RowKey")
+		k, err := newRow("service row", "serviceId", pk, "rowKey", rk, nil)
+		if err != nil {
+			return err
+		}
+		if rk != serviceRow {
+			tasks = append(tasks, k)
+			return nil
+		}
+		var pending bool
+		_ = json.Unmarshal(r["PendingDeletion"], &pending)
+		if !pending {
+			return fmt.Errorf("not pending deletion: %w", fault.ErrPrecondition)
+		}
+		svc, etag = &k, azcore.ETag(r.str("odata.etag"))
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge service: %w", err)
+	}
+	if svc == nil {
+		return 0, fmt.Errorf("purge service: %w", fault.ErrNotFound)
+	}
+	star := azcore.ETagAny
+	for _, b := range chunk(tasks) {
+		acts := make([]action, len(b))
+		for i, r := range b {
+			acts[i] = action{kind: aztables.TransactionTypeDelete, row: r, ifMatch: &star}
+		}
+		if err := submit(ctx, c, acts); err != nil {
+			return 0, fmt.Errorf("purge service: tasks: %w", err)
+		}
+	}
+	if err := submit(ctx, c, []action{{kind: aztables.TransactionTypeDelete, row: *svc, ifMatch: &etag}}); err != nil {
+		return 0, fmt.Errorf("purge service: %w", err)
+	}
+	return len(tasks), nil
+}
