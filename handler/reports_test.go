@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,26 +24,17 @@ type userStatePage struct {
 	TrackingEnabled bool   `json:"trackingEnabled"`
 }
 
-func (a *routingApp) do(t *testing.T, method, path, body string, headers ...string) (int, string, http.Header) {
+// do sends a request to the app (the local runner's admin: no token needed).
+func (a *routingApp) do(t *testing.T, method, path, body string, headers ...string) (int, string, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, a.base+path, strings.NewReader(body))
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b), res.Header
+	return adminClient{t: t, base: a.base}.do(method, path, "", body, headers...)
 }
 
 func (a *routingApp) trackUserStates(t *testing.T, on bool) {
 	t.Helper()
 	T := "/api/tenants/" + simulate.ContosoID
-	_, _, h := a.do(t, "GET", T, "")
-	if status, b, _ := a.do(t, "PATCH", T, `{"privacy":{"trackUserStates":`+strconv.FormatBool(on)+`}}`, "If-Match", h.Get("ETag")); status != 200 {
+	_, _, etag := a.do(t, "GET", T, "")
+	if status, b, _ := a.do(t, "PATCH", T, `{"privacy":{"trackUserStates":`+strconv.FormatBool(on)+`}}`, "If-Match", etag); status != 200 {
 		t.Fatalf("turn tracking %v: %d %s", on, status, b)
 	}
 }

@@ -163,6 +163,19 @@ func testUserStateListing(t *testing.T, s UserStateStores) {
 	}
 }
 
+// steppingClock returns a clock, safe for concurrent use, that moves on by 1 ms at
+// every reading, so concurrent observers see distinct, ordered instants.
+func steppingClock() func() time.Time {
+	var mu sync.Mutex
+	clock := at
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Millisecond)
+		return clock
+	}
+}
+
 // userStateRig seeds a tracking tenant, a service and agents on s.
 func userStateRig(t *testing.T, s UserStateStores, agents int, now func() time.Time) *userstate.Tracker {
 	t.Helper()
@@ -233,14 +246,7 @@ func checkTimelines(t *testing.T, s UserStateStores, stopped bool) map[string][]
 // seamless timeline per kind.
 func testObserverRace(t *testing.T, s UserStateStores) {
 	ctx := context.Background()
-	var mu sync.Mutex
-	clock := at
-	now := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		clock = clock.Add(time.Millisecond)
-		return clock
-	}
+	now := steppingClock()
 	tr := userStateRig(t, s, 4, now)
 	routes := userstate.TrackedRoutes{Store: s, Tracker: tr}
 	const writers, rounds = 8, 6
@@ -298,14 +304,7 @@ func testObserverRace(t *testing.T, s UserStateStores) {
 // observers are done nothing is open and no cursor is left.
 func testStopRace(t *testing.T, s UserStateStores) {
 	ctx := context.Background()
-	var mu sync.Mutex
-	clock := at
-	now := func() time.Time {
-		mu.Lock()
-		defer mu.Unlock()
-		clock = clock.Add(time.Millisecond)
-		return clock
-	}
+	now := steppingClock()
 	tr := userStateRig(t, s, 4, now)
 	if err := tr.SyncTenant(ctx, tenantA); err != nil {
 		t.Fatal(err)
