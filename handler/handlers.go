@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -31,10 +30,8 @@ type handlers struct {
 	tracker   *userstate.Tracker
 }
 
-var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 func tenantID(s string) (string, error) {
-	if !guidRE.MatchString(s) {
+	if !tenant.IsGUID(s) {
 		return "", fault.Invalid("tenantId", "must be a GUID")
 	}
 	return strings.ToLower(s), nil

@@ -35,6 +35,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/teamscc/teamscc/shared/tenant"
 )
 
 // ErrInvalid is wrapped by every refusal of a token; the rest of the text says why,
@@ -181,7 +183,7 @@ func (v *Validator) Verify(ctx context.Context, token string, want Want) (Claims
 	if err != nil {
 		return Claims{}, invalid("%v", err)
 	}
-	if !guid(tc.TID) {
+	if !tenant.IsGUID(tc.TID) {
 		return Claims{}, invalid("tid is not a GUID")
 	}
 	tid := strings.ToLower(tc.TID)
@@ -207,25 +209,6 @@ func (v *Validator) Verify(ctx context.Context, token string, want Want) (Claims
 	}
 	_, c.GroupsOverage = tc.ClaimNames["groups"]
 	return c, nil
-}
-
-func guid(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, r := range s {
-		switch i {
-		case 8, 13, 18, 23:
-			if r != '-' {
-				return false
-			}
-		default:
-			if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // key returns the public key for kid, fetching the JWKS when allowed.

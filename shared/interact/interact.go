@@ -12,11 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/teamscc/teamscc/shared/fault"
+	"github.com/teamscc/teamscc/shared/tenant"
 )
 
 // AuthMode says what a widget request must carry besides the widget key.
@@ -221,10 +221,8 @@ type Patch struct {
 	ACSConnectionString *string `json:"acsConnectionString"`
 }
 
-var guidRE = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
-// IsGUID reports whether s has the 8-4-4-4-12 hex form.
-func IsGUID(s string) bool { return len(s) == 36 && guidRE.MatchString(s) }
+// IsGUID reports whether s has the 8-4-4-4-12 hex form (tenant.IsGUID).
+func IsGUID(s string) bool { return tenant.IsGUID(s) }
 
 // normalize validates every field of p and returns it normalized (origins and GUIDs
 // lower-cased, audiences trimmed). The first broken rule is a *fault.FieldError.

@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/teamscc/teamscc/shared/fault"
+	"github.com/teamscc/teamscc/shared/tenant"
 )
 
 // ServiceType says how a service finds its agents (SPEC §3).
@@ -323,7 +324,7 @@ func (s Service) Validate() error {
 	seen := make(map[string]bool, len(s.Targets)+len(s.PhoneNumbers))
 	for _, t := range s.Targets {
 		n := NormalizeTarget(t)
-		if !isGUID(n) && !isE164(n) {
+		if !tenant.IsGUID(n) && !isE164(n) {
 			return fault.Invalid("targets", "each must be a resource account object id (GUID) or an E.164 phone number (+ and 7..15 digits)")
 		}
 		if seen[n] {
@@ -353,7 +354,7 @@ func (s Service) Validate() error {
 		return fault.Invalid("owners", fmt.Sprintf("at most %d", MaxOwners))
 	}
 	for _, o := range s.Owners {
-		if !isGUID(o) {
+		if !tenant.IsGUID(o) {
 			return fault.Invalid("owners", "each must be an Entra object id (GUID)")
 		}
 	}

@@ -33,27 +33,6 @@ func NormalizeTarget(s string) string {
 	return strings.ToLower(s)
 }
 
-// isGUID reports whether s is a GUID in its 8-4-4-4-12 form (any case).
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // isE164 reports whether s is "+" and 7..15 digits, the first not 0.
 func isE164(s string) bool {
 	if len(s) < 8 || len(s) > 16 || s[0] != '+' || s[1] == '0' {

@@ -52,14 +52,32 @@ type SecretUpdate struct {
 }
 
 var (
-	guidRE   = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	e164RE   = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
 	domainRE = regexp.MustCompile(`^(?i)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
 	upnRE    = regexp.MustCompile(`^[^@\s/\\#?]{1,113}@([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}$`)
 )
 
-// IsGUID reports whether s is a GUID in its usual 8-4-4-4-12 form.
-func IsGUID(s string) bool { return guidRE.MatchString(s) }
+// IsGUID reports whether s is a GUID in its usual 8-4-4-4-12 form (any case). The one
+// GUID check of the app: a loop, as it runs on routing's target lookups.
+func IsGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 type rule func(string) string // "" when the value is fine, else the rule it breaks
 
@@ -99,6 +117,13 @@ func optional(r rule) rule {
 func required(s string) string {
 	if strings.TrimSpace(s) == "" {
 		return "is required"
+	}
+	return ""
+}
+
+func groupID(s string) string {
+	if !IsGUID(s) {
+		return "must be a group object id (GUID)"
 	}
 	return ""
 }
@@ -207,8 +232,8 @@ var Fields = []Field{
 	str("details.technicalContact.email", LevelTenant, optional(email), func(t *Tenant) *string { return &t.Details.Contact.Email }),
 	str("details.technicalContact.phone", LevelTenant, optional(matches(e164RE, "a phone number in E.164 form (+41441234567)")), func(t *Tenant) *string { return &t.Details.Contact.Phone }),
 	str("details.technicalContact.sip", LevelTenant, optional(sip), func(t *Tenant) *string { return &t.Details.Contact.SIP }),
-	str("security.tenantAdminGroup", LevelTechnical, optional(matches(guidRE, "a group object id (GUID)")), func(t *Tenant) *string { return &t.Security.TenantAdminGroup }),
-	str("security.partnerAdminGroup", LevelTechnical, optional(matches(guidRE, "a group object id (GUID)")), func(t *Tenant) *string { return &t.Security.PartnerAdminGroup }),
+	str("security.tenantAdminGroup", LevelTechnical, optional(groupID), func(t *Tenant) *string { return &t.Security.TenantAdminGroup }),
+	str("security.partnerAdminGroup", LevelTechnical, optional(groupID), func(t *Tenant) *string { return &t.Security.PartnerAdminGroup }),
 	boolean("privacy.partnerSeesUserIdentifiers", LevelTenantOwned, func(t *Tenant) *bool { return &t.Privacy.PartnerSeesUserIDs }),
 	boolean("privacy.partnerSeesCustomerIdentifiers", LevelTenantOwned, func(t *Tenant) *bool { return &t.Privacy.PartnerSeesCustomerIDs }),
 	boolean("privacy.trackUserStates", LevelTenantOwned, func(t *Tenant) *bool { return &t.Privacy.TrackUserStates }),
