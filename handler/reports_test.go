@@ -2,12 +2,13 @@ package main
 
 import (
 	"encoding/json"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/teamscc/teamscc/shared/graph"
 	"github.com/teamscc/teamscc/shared/simulate"
 )
 
@@ -25,12 +26,12 @@ type userStatePage struct {
 }
 
 // do sends a request to the app (the local runner's admin: no token needed).
-func (a *routingApp) do(t *testing.T, method, path, body string, headers ...string) (int, string, string) {
+func (a *callsApp) do(t *testing.T, method, path, body string, headers ...string) (int, string, string) {
 	t.Helper()
 	return adminClient{t: t, base: a.base}.do(method, path, "", body, headers...)
 }
 
-func (a *routingApp) trackUserStates(t *testing.T, on bool) {
+func (a *callsApp) trackUserStates(t *testing.T, on bool) {
 	t.Helper()
 	T := "/api/tenants/" + simulate.ContosoID
 	_, _, etag := a.do(t, "GET", T, "")
@@ -39,7 +40,7 @@ func (a *routingApp) trackUserStates(t *testing.T, on bool) {
 	}
 }
 
-func (a *routingApp) userStates(t *testing.T, query string) userStatePage {
+func (a *callsApp) userStates(t *testing.T, query string) userStatePage {
 	t.Helper()
 	status, b, _ := a.do(t, "GET", "/api/tenants/"+simulate.ContosoID+"/reports/user-states?"+query, "")
 	if status != 200 {
@@ -55,25 +56,28 @@ func (a *routingApp) userStates(t *testing.T, query string) userStatePage {
 // A call rings an agent, is answered and ends; after-call work ends early: the report
 // shows each phase once, in order, and turning tracking off closes what was open.
 func TestUserStateReportFollowsACallOverHTTP(t *testing.T) {
-	a := newRoutingApp(t)
+	a := newCallsApp(t, graph.CallingOptions{})
 	c := "/api/tenants/" + simulate.ContosoID
 	if p := a.userStates(t, ""); len(p.Value) != 0 || p.TrackingEnabled {
 		t.Fatalf("tracking is off by default, yet: %+v", p)
 	}
 	a.trackUserStates(t, true)
-	if status, b, _ := a.do(t, "POST", c+"/services/sales/calls", `{"callId":"call-1"}`); status != http.StatusAccepted {
-		t.Fatalf("incoming call: %d %s", status, b)
-	}
-	a.deliver(t)
-	agent := a.explain(t, "sales", "call-1").Explain.Chosen[0]
-	for _, ev := range []string{"answered", "ended"} {
-		if status, b, _ := a.do(t, "POST", c+"/services/sales/tasks/call-1/events", `{"agentId":"`+agent+`","change":"`+ev+`","key":"k-`+ev+`"}`); status != 200 {
-			t.Fatalf("%s: %d %s", ev, status, b)
-		}
-	}
+	id := a.fake.PlaceCall(simulate.ContosoID, caller, salesLine)
+	a.settle(t)
+	must(t, a.fake.FinishPrompt(id))
+	a.advance(t, time.Second)
+	agent, leg := a.ringingLeg(t, simulate.ContosoID, id)
+	a.clk.Advance(2 * time.Second)
+	must(t, a.fake.Answer(leg))
+	a.settle(t)
+	a.advance(t, 30*time.Second)
+	must(t, a.fake.HangUp(id, caller))
+	a.settle(t)
+	a.advance(t, 5*time.Second)
 	if status, b, _ := a.do(t, "POST", c+"/agents/"+agent+"/acw", `{"action":"end"}`); status != 200 {
 		t.Fatalf("end ACW: %d %s", status, b)
 	}
+	a.clk.Advance(time.Second)
 
 	f := url.Values{"$filter": {"agentId eq '" + agent + "' and kind eq 'routing'"}}.Encode()
 	p := a.userStates(t, f)
@@ -138,10 +142,8 @@ func TestUserStateReportFollowsACallOverHTTP(t *testing.T) {
 		}
 	}
 	// Off means off: new changes are not recorded.
-	if status, _, _ := a.do(t, "POST", c+"/services/sales/calls", `{"callId":"call-2"}`); status != http.StatusAccepted {
-		t.Fatal("second call refused")
-	}
-	a.deliver(t)
+	a.fake.PlaceCall(simulate.ContosoID, caller, salesLine)
+	a.settle(t)
 	if n := len(a.userStates(t, "").Value); n != len(all.Value) {
 		t.Fatalf("records after tracking was turned off: %d, before %d", n, len(all.Value))
 	}

@@ -10,7 +10,7 @@ import (
 // routes is every function of the app, one line each. The function names are the
 // folders under functions/; a test keeps the two in step. Every admin route goes
 // through g (an Entra token and a role for the tenant); the widget's and Teams' routes
-// authenticate callers themselves (widget key, clientState).
+// authenticate callers themselves (the widget key; the calling platform's signed token).
 func routes(app *funchost.App, g *adminAuth, h *handlers, ta *tenantAdmin, rp *reports) {
 	app.Timer("PresenceRefresh", h.presenceRefresh)
 	app.ServiceBus("PresenceRefreshTenant", h.presenceRefreshTenant)
@@ -31,11 +31,13 @@ func routes(app *funchost.App, g *adminAuth, h *handlers, ta *tenantAdmin, rp *r
 // routingRoutes are the call-routing functions.
 func routingRoutes(app *funchost.App, g *adminAuth, h *routingHandlers) {
 	app.ServiceBus("RouteCall", h.routeCall)
-	app.HTTP("RoutingCalls", "POST /api/tenants/{tenantId}/services/{serviceId}/calls", g.guard(access.OperateCalls, h.incomingCall))
-	app.HTTP("RoutingCallEvents", "POST /api/tenants/{tenantId}/services/{serviceId}/tasks/{taskId}/events", g.guard(access.OperateCalls, h.callEvent))
 	app.HTTP("RoutingExplain", "GET /api/tenants/{tenantId}/services/{serviceId}/tasks/{taskId}/explain", g.guard(access.ReadRouting, h.explain))
 	app.HTTP("AgentAfterCallWork", "POST /api/tenants/{tenantId}/agents/{agentId}/acw", g.guard(access.OperateCalls, h.afterCallWork))
 	app.HTTP("TeamsNotifications", "POST /api/teams/notifications", h.teamsWebhook())
+	app.Timer("CallsReconcile", h.callsReconcile)
+	app.HTTP("Call", "GET /api/tenants/{tenantId}/calls/{callId}", g.guard(access.ReadRouting, h.callTimeline))
+	app.HTTP("Call", "DELETE /api/tenants/{tenantId}/calls/{callId}", g.guard(access.OperateCalls, h.callHangUp))
+	app.HTTP("CallTransfer", "POST /api/tenants/{tenantId}/calls/{callId}/transfer", g.guard(access.OperateCalls, h.callTransfer))
 }
 
 // interactRoutes are the Interact functions: the widget's (checked by widget key) and

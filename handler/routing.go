@@ -13,19 +13,20 @@ import (
 	"github.com/teamscc/teamscc/shared/queue"
 	"github.com/teamscc/teamscc/shared/routing"
 	"github.com/teamscc/teamscc/shared/simulate"
+	"github.com/teamscc/teamscc/shared/teams"
 	"github.com/teamscc/teamscc/shared/tenant"
 )
 
-// routingHandlers serve call routing: the RouteCall kicks, the call intake and call
-// events (what the Teams webhook calls; over HTTP for the local runner), explain and
-// after-call work.
+// routingHandlers serve call routing and calls: the RouteCall kicks, the calling
+// webhook, the calls reconciler, call timelines and transfers, explain and after-call
+// work.
 type routingHandlers struct {
 	engine  *routing.Engine
 	store   routing.Store
 	tenants tenant.Store
-	// clientState is the TeamsClientState setting: what Graph's subscriptions send
-	// in every notification; "" disables the Teams webhook (teams.go).
-	clientState string
+	// calls and callAuth are nil when calls are not configured (teams.go).
+	calls    routingCalls
+	callAuth teams.Authenticator
 }
 
 // routeCall is the RouteCall Service Bus function: one kick = "match this service
@@ -69,65 +70,6 @@ func pathIDs(r *http.Request, names ...string) ([]string, error) {
 		out[i] = v
 	}
 	return out, nil
-}
-
-// incomingCall creates a call's task (as the Teams webhook does) and kicks the
-// service: 202 with the task.
-func (h *routingHandlers) incomingCall(w http.ResponseWriter, r *http.Request) {
-	ids, err := pathIDs(r, "tenantId", "serviceId")
-	if err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	var body struct {
-		CallID   string `json:"callId"`
-		Priority string `json:"priority"`
-	}
-	if err := decodeStrict(r.Body, &body); err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	p, err := routing.ParsePriority(body.Priority)
-	if err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	task, err := h.engine.IncomingCall(r.Context(), routing.IncomingCall{TenantID: ids[0], ServiceID: ids[1], CallID: body.CallID, Priority: p})
-	if err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	funchost.WriteJSON(w, http.StatusAccepted, task)
-}
-
-// callEvent applies a call-state change (Answered, Declined, Ended).
-func (h *routingHandlers) callEvent(w http.ResponseWriter, r *http.Request) {
-	ids, err := pathIDs(r, "tenantId", "serviceId", "taskId")
-	if err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	var body struct {
-		AgentID string `json:"agentId"`
-		Change  string `json:"change"`
-		Key     string `json:"key"`
-	}
-	if err := decodeStrict(r.Body, &body); err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	c, err := routing.ParseChange(body.Change)
-	if err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	task, err := h.engine.CallStateChanged(r.Context(), routing.CallEvent{TenantID: ids[0], ServiceID: ids[1], TaskID: ids[2],
-		AgentID: body.AgentID, Change: c, Key: body.Key})
-	if err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	funchost.WriteJSON(w, http.StatusOK, task)
 }
 
 // ExplainView is the answer of the explain endpoint: the task's state and its last
@@ -244,23 +186,35 @@ const demoSalesResourceAccount = "0d1e2f3a-4b5c-4d6e-8f70-81a2b3c4d5e6"
 // (Teams-based, round robin, Busy allowed); Fabrikam's helpdesk (broadcast to 3).
 // Each has Targets, so the Teams webhook finds it: sales answers the resource account
 // of shared/teams/testdata (demoSalesResourceAccount) and +15555550100, support
-// +15555550101, billing +15555550102, helpdesk +15555550110 (fictional numbers).
+// +15555550101, billing +15555550102, helpdesk +15555550110 (fictional numbers). Each
+// has greeting, music and announcements; sales sends a call waiting over 2 minutes
+// on to support.
 func seedRouting(ctx context.Context, rs routing.Store, ts tenant.Store) error {
 	now := time.Now().UTC()
 	acw := 20
+	// Prompt URIs of the simulated tenants: the simulated platform plays nothing, it
+	// only takes its time (see localcalls.go).
+	prompts := func(tenant string) routing.Prompts {
+		base := "https://media.example/" + tenant + "/"
+		return routing.Prompts{Greeting: base + "greeting.wav", Music: base + "music.wav", QueueTimeout: base + "queue-timeout.wav",
+			QueueFull: base + "queue-full.wav", Closed: base + "closed.wav", TransferFailed: base + "transfer-failed.wav"}
+	}
 	services := []routing.Service{
 		{TenantID: simulate.ContosoID, ID: "sales", Name: "Sales", Type: routing.TeamsBased, PSTNLicence: true, UpdatedAt: now,
-			Targets: []string{demoSalesResourceAccount, "+15555550100"},
+			Targets: []string{demoSalesResourceAccount, "+15555550100"}, Calls: routing.CallFlow{Prompts: prompts("contoso"),
+				Exit: routing.Exit{Action: routing.ExitService, Target: "support"}},
 			Distribution: routing.Distribution{RingTimeoutSeconds: 20, RONA: routing.RONASettings{Enabled: true, Persistent: true, ResetSeconds: 60},
-				ACW: routing.ACWSettings{Seconds: &acw, AllowEarlyEnd: true, MaxExtensionSeconds: 60}}},
+				ACW: routing.ACWSettings{Seconds: &acw, AllowEarlyEnd: true, MaxExtensionSeconds: 60}, QueueTimeoutSecs: 120}},
 		{TenantID: simulate.ContosoID, ID: "support", Name: "Support", Type: routing.SkillBased, UpdatedAt: now,
-			Targets: []string{"5a1b2c3d-0000-4000-8000-00000000a001", "+15555550101"},
+			Targets: []string{"5a1b2c3d-0000-4000-8000-00000000a001", "+15555550101"}, Calls: routing.CallFlow{Prompts: prompts("contoso")},
 			Distribution: routing.Distribution{Strategy: routing.BestSkill, RingTimeoutSeconds: 20, RONA: routing.RONASettings{Enabled: true},
 				Skills: []routing.SkillRequirement{{Skill: "en", MinLevel: 3}},
 				Relax:  []routing.RelaxStep{{AfterSeconds: 30, Skills: []routing.SkillRequirement{{Skill: "en", MinLevel: 1}}}}}},
 		{TenantID: simulate.ContosoID, ID: "billing", Name: "Billing", Type: routing.TeamsBased, UpdatedAt: now, Targets: []string{"+15555550102"},
+			Calls:        routing.CallFlow{Prompts: prompts("contoso")},
 			Distribution: routing.Distribution{Strategy: routing.RoundRobin, AllowBusy: true, QueueTimeoutSecs: 300, MaxQueueLength: 20}},
 		{TenantID: simulate.FabrikamID, ID: "helpdesk", Name: "Helpdesk", Type: routing.TeamsBased, UpdatedAt: now, Targets: []string{"+15555550110"},
+			Calls:        routing.CallFlow{Prompts: prompts("fabrikam")},
 			Distribution: routing.Distribution{Strategy: routing.Broadcast, BroadcastN: 3, RingTimeoutSeconds: 15}},
 	}
 	for _, s := range services {

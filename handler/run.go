@@ -14,6 +14,7 @@ import (
 
 	"github.com/teamscc/teamscc/shared/access"
 	"github.com/teamscc/teamscc/shared/audit"
+	"github.com/teamscc/teamscc/shared/calls"
 	"github.com/teamscc/teamscc/shared/config"
 	"github.com/teamscc/teamscc/shared/entra"
 	"github.com/teamscc/teamscc/shared/funchost"
@@ -27,6 +28,7 @@ import (
 	"github.com/teamscc/teamscc/shared/routing"
 	"github.com/teamscc/teamscc/shared/servicebus"
 	"github.com/teamscc/teamscc/shared/tables"
+	"github.com/teamscc/teamscc/shared/teams"
 	"github.com/teamscc/teamscc/shared/tenant"
 	"github.com/teamscc/teamscc/shared/userstate"
 )
@@ -135,6 +137,10 @@ type deps struct {
 	admin      *adminAuth     // admin API authentication; local mode: every caller is an operator
 	outbound   outbound.Store // nil: taken from routes when that store implements it
 	userStates userstate.Store
+	calls      calls.Store
+	platform   calls.Platform      // Graph's call API; nil: calls not configured
+	callAuth   teams.Authenticator // the calling platform's tokens; nil: calls not configured
+	tuneCalls  func(*calls.Options) // tests: shorter budgets
 }
 
 // stores is every store interface, as one adapter implements them.
@@ -148,6 +154,7 @@ type stores interface {
 	audit.Store
 	outbound.Store
 	userstate.Store
+	calls.Store
 }
 
 func openStores(ctx context.Context, cfg config.Config, getenv func(string) string) (stores, error) {
@@ -198,8 +205,16 @@ func azureDeps(ctx context.Context, cfg config.Config, getenv func(string) strin
 	if gc, ok := r.(access.GroupChecker); ok {
 		resolver.Groups = gc
 	}
-	return deps{tenants: s, secrets: s, presences: s, parked: s, reader: r, source: presence.SourceExtended, now: time.Now, interact: s,
-		routes: s, sender: snd, audit: s, userStates: s, admin: newAdminAuth(splitList(cfg.Values["AdminAudiences"]), v, resolver, s)}, nil
+	d := deps{tenants: s, secrets: s, presences: s, parked: s, reader: r, source: presence.SourceExtended, now: time.Now, interact: s,
+		routes: s, sender: snd, audit: s, userStates: s, calls: s, admin: newAdminAuth(splitList(cfg.Values["AdminAudiences"]), v, resolver, s)}
+	if p, ok := r.(calls.Platform); ok && cfg.Calling.WebhookURL != "" {
+		cv, err := entra.NewCallingValidator(entra.CallingOptions{MetadataURL: cfg.Calling.MetadataURL, Audience: cfg.Graph.ClientID})
+		if err != nil {
+			return deps{}, fmt.Errorf("calling token validator: %w", err)
+		}
+		d.platform, d.callAuth = p, callingAuth{cv}
+	}
+	return d, nil
 }
 
 // newSender is the Service Bus sender the engine kicks services with. With no Service
@@ -228,6 +243,17 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 	tracked := userstate.TrackedRoutes{Store: d.routes, Tracker: tracker, Log: funchost.Logger}
 	engine := routing.NewEngine(routing.Options{Store: tracked, Tenants: d.tenants, Presences: d.presences, Sender: d.sender,
 		Queue: cfg.Values["CallsQueue"], Now: d.now, Log: funchost.Logger})
+	rh := &routingHandlers{store: tracked, tenants: d.tenants, engine: engine}
+	if d.platform != nil && d.callAuth != nil && d.calls != nil {
+		o := calls.Options{Store: d.calls, Platform: d.platform, Router: engine, Services: tracked, Tenants: d.tenants,
+			Webhook: cfg.Calling.WebhookURL, Now: d.now, Log: funchost.Logger}
+		if d.tuneCalls != nil {
+			d.tuneCalls(&o)
+		}
+		ctl := calls.New(o)
+		engine.SetCalls(ctl)
+		rh.calls, rh.callAuth = ctl, d.callAuth
+	}
 	pc := cfg.Presence
 	pc.Source = d.source
 	refresher := presence.NewRefresher(pc, d.tenants, d.secrets, d.presences, d.reader, d.now)
@@ -240,7 +266,7 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 		&tenantAdmin{tenants: d.tenants, secrets: d.secrets, audit: d.audit, routes: tracked, tracker: tracker, now: d.now},
 		&reports{store: d.userStates, now: d.now})
 	interactRoutes(app, d.admin, newInteractHandler(cfg, d))
-	routingRoutes(app, d.admin, &routingHandlers{store: tracked, tenants: d.tenants, engine: engine, clientState: cfg.Values["TeamsClientState"]})
+	routingRoutes(app, d.admin, rh)
 	outboundRoutes(app, d.admin, newOutboundHandlers(cfg, d, engine))
 	serviceRoutes(app, d.admin, &serviceAdmin{store: tracked, tenants: d.tenants, audit: d.audit, now: d.now})
 	return app

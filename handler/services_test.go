@@ -55,7 +55,7 @@ func startServices(t *testing.T) *servicesApp {
 		t.Fatal(err)
 	}
 	admin := newAdminAuth([]string{adminAudience}, v, access.Resolver{OperatorRole: cfg.Values["OperatorAppRole"]}, s)
-	app := newApp(cfg, deps{tenants: s, secrets: s, presences: s, parked: s, userStates: s, interact: s, routes: s, sender: &kickQueue{}, audit: s,
+	app := newApp(cfg, deps{tenants: s, secrets: s, presences: s, parked: s, userStates: s, interact: s, routes: s, sender: &busQueue{clk: &clock{t: time.Now()}, seen: map[string]time.Time{}}, audit: s,
 		admin: admin, reader: simulate.NewReader(nil), now: time.Now}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	srv := httptest.NewServer(app)
 	t.Cleanup(srv.Close)

@@ -1,11 +1,14 @@
 // teamscc on Azure: an Azure Functions custom handler on the Flex Consumption plan, with
 // Table storage, Service Bus, Key Vault and Application Insights, all reached through one
-// user-assigned managed identity (no keys, no connection strings). Deployed by `azd up`.
+// user-assigned managed identity (no keys, no connection strings), and, when a
+// graphClientId is given, the Azure Bot that makes the app a Teams calling bot.
+// Deployed by `azd up`.
 //
 // Drift guards (shared/deploytest): every app setting the handler reads (shared/config
 // Settings) and every %Setting% in functions/*/function.json is set below with the code's
 // default; every serviceBusTrigger queue is declared with the trigger's session mode; the
-// app's tables are declared; the app identity holds exactly six data-plane roles.
+// app's tables are declared; the app identity holds exactly six data-plane roles; the
+// bot's calling webhook is the CallingWebhookUrl app setting.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -31,16 +34,15 @@ param principalId string = ''
 // every value at start and names the setting it refuses.
 // ---------------------------------------------------------------------------------------
 
-@description('Client id of this app\'s multi-tenant Entra app registration (GraphClientId).')
+@description('Client id of this app\'s multi-tenant Entra app registration (GraphClientId). When set, the Azure Bot is created with it as its Microsoft App ID.')
 param graphClientId string = ''
+
+@description('Home tenant of that registration, for the Azure Bot (msaAppTenantId); empty: the tenant of this deployment.')
+param graphTenantId string = ''
 
 @secure()
 @description('Client secret of that registration, for tenants in application mode. When set it is stored in Key Vault and the app setting GraphClientSecret becomes a Key Vault reference; when empty the setting is empty.')
 param graphClientSecret string = ''
-
-@secure()
-@description('clientState the Graph call subscriptions send to the Teams webhook, at most 128 characters (TeamsClientState). Stored in Key Vault; empty disables the webhook.')
-param teamsClientState string = ''
 
 @description('NCRONTAB schedule (UTC, with seconds) of the PresenceRefresh timer (PresenceRefreshSchedule).')
 param presenceRefreshSchedule string = '*/15 * * * * *'
@@ -65,6 +67,12 @@ param outboundReconcileSchedule string = '0 */5 * * * *'
 
 @description('NCRONTAB schedule (UTC, with seconds) of the ProvisioningRun timer, which removes services pending deletion (ProvisioningSchedule).')
 param provisioningSchedule string = '0 30 * * * *'
+
+@description('NCRONTAB schedule (UTC, with seconds) of the CallsReconcile timer, which finishes overdue call steps, hangs up offer legs left ringing and keeps long calls alive (CallsReconcileSchedule).')
+param callsReconcileSchedule string = '*/30 * * * * *'
+
+@description('OpenID metadata of Microsoft\'s calling platform: the keys its notification tokens are signed with (CallingOpenIdMetadataUrl).')
+param callingOpenIdMetadataUrl string = 'https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration'
 
 @description('Seconds an old Interact widget key keeps working after a refresh, 0..3600 (InteractKeyGraceSeconds).')
 param interactKeyGraceSeconds string = '0'
@@ -136,12 +144,22 @@ param enableNatGateway bool = false
 @description('Key Vault purge protection. Once on it cannot be turned off, and `azd down --purge` can no longer purge the vault (its name stays taken for the retention period).')
 param keyVaultEnablePurgeProtection bool = false
 
+@allowed([
+  'F0'
+  'S1'
+])
+@description('Pricing tier of the Azure Bot (created only with a graphClientId). Teams, calling included, is a standard channel; the tiers differ in premium-channel (Direct Line, Web Chat) messages, which this bot does not use.')
+param botSku string = 'F0'
+
 var abbrs = loadJsonContent('abbreviations.json')
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
+// The calling webhook: the callback of every call and the bot's "Webhook (for calling)".
+// Built from the host the platform gave the site, so the app setting and the bot agree.
+var callingWebhookUrl = 'https://${api.outputs.defaultHostName}/api/teams/notifications'
 // Flex Consumption pulls the deployment package from this blob container.
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(toLower(uniqueString(functionAppName, resourceToken)), 7)}'
 
@@ -196,6 +214,7 @@ var appTables = [
   'Audit'
   'Outbound'
   'UserStates'
+  'Calls'
 ]
 var tableNames = [for t in appTables: '${tableNamePrefix}${t}']
 
@@ -258,7 +277,6 @@ module keyVault 'modules/keyvault.bicep' = {
     tags: tags
     enablePurgeProtection: keyVaultEnablePurgeProtection
     graphClientSecret: graphClientSecret
-    teamsClientState: teamsClientState
   }
 }
 
@@ -317,6 +335,9 @@ var appSettings = {
   OutboundHorizonDays: outboundHorizonDays
   OutboundReconcileSchedule: outboundReconcileSchedule
   ProvisioningSchedule: provisioningSchedule
+  CallsReconcileSchedule: callsReconcileSchedule
+  CallingWebhookUrl: callingWebhookUrl
+  CallingOpenIdMetadataUrl: callingOpenIdMetadataUrl
   InteractKeyGraceSeconds: interactKeyGraceSeconds
   InteractTokenAudiences: interactTokenAudiences
   EntraJwksUrl: entraJwksUrl
@@ -330,7 +351,6 @@ var appSettings = {
   // Empty when no secret was given: a reference to a missing secret would reach the handler
   // as the literal "@Microsoft.KeyVault(...)" text.
   GraphClientSecret: empty(graphClientSecret) ? '' : '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.graphClientSecretName})'
-  TeamsClientState: empty(teamsClientState) ? '' : '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.teamsClientStateName})'
   GraphBaseUrl: graphBaseUrl
   EntraAuthorityHost: entraAuthorityHost
   LogLevel: logLevel
@@ -353,12 +373,38 @@ module api 'modules/functionapp.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     virtualNetworkSubnetId: enableNatGateway ? network.outputs.subnetId : ''
-    appSettings: appSettings
   }
   // Start the host only once its identity may read storage, Service Bus and Key Vault.
   dependsOn: [
     rbac
   ]
+}
+
+// The settings, once the site exists: CallingWebhookUrl names the site's own host.
+module apiSettings 'modules/appsettings.bicep' = {
+  name: 'api-settings'
+  scope: rg
+  params: {
+    functionAppName: api.outputs.name
+    appSettings: appSettings
+  }
+}
+
+// The Teams calling bot: needs the app's Entra registration as its Microsoft App ID, so
+// it exists only when graphClientId is set. Its calling webhook is CallingWebhookUrl.
+module bot 'modules/bot.bicep' = if (!empty(graphClientId)) {
+  name: 'bot'
+  scope: rg
+  params: {
+    name: '${abbrs.botServicesBot}${resourceToken}'
+    tags: tags
+    displayName: 'teamscc ${environmentName}'
+    sku: botSku
+    msaAppId: graphClientId
+    msaAppTenantId: empty(graphTenantId) ? tenant().tenantId : graphTenantId
+    messagingEndpoint: 'https://${api.outputs.defaultHostName}/api/teams/messages'
+    callingWebhookUrl: callingWebhookUrl
+  }
 }
 
 output AZURE_LOCATION string = location
@@ -378,3 +424,6 @@ output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.applica
 // and can change; with it, the one static NAT address.
 output OUTBOUND_IP_ADDRESSES string = enableNatGateway ? network.outputs.natPublicIpAddress : api.outputs.possibleOutboundIpAddresses
 output NAT_GATEWAY_PUBLIC_IP string = enableNatGateway ? network.outputs.natPublicIpAddress : ''
+// The Azure Bot (empty without graphClientId) and the webhook its Teams channel calls.
+output BOT_NAME string = empty(graphClientId) ? '' : bot.outputs.name
+output CALLING_WEBHOOK_URL string = callingWebhookUrl

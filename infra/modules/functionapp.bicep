@@ -1,4 +1,5 @@
-// The Flex Consumption plan and the function app that runs the custom handler.
+// The Flex Consumption plan and the function app that runs the custom handler. Its app
+// settings are applied by appsettings.bicep once the site exists (they name its host).
 param name string
 param planName string
 param location string
@@ -27,9 +28,6 @@ param maximumInstanceCount int = 40
 
 @description('Integration subnet (delegated to Microsoft.App/environments); empty for none.')
 param virtualNetworkSubnetId string = ''
-
-@description('Every app setting, built in main.bicep.')
-param appSettings object
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -94,15 +92,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   }
 }
 
-// The whole set: settings not listed here are removed on the next `azd provision`.
-resource settings 'Microsoft.Web/sites/config@2024-04-01' = {
-  parent: site
-  name: 'appsettings'
-  properties: appSettings
-}
-
 output id string = site.id
 output name string = site.name
+// The host the platform gave the site ("<name>.azurewebsites.net" unless it hands out
+// unique default host names), read rather than built.
+output defaultHostName string = site.properties.defaultHostName
 output uri string = 'https://${site.properties.defaultHostName}'
 // Comma-separated. Read defensively: the property may be absent on Flex Consumption, and
 // a missing property would otherwise fail the whole deployment.

@@ -1,6 +1,6 @@
 // Key Vault for the app's secrets: the Graph client secret now; tenant ACS connection
-// strings and the webhook client state later. Access by Azure RBAC only (no access
-// policies): the app identity is Key Vault Secrets User (read), nobody else by default.
+// strings later. Access by Azure RBAC only (no access policies): the app identity is
+// Key Vault Secrets User (read), nobody else by default.
 param name string
 param location string
 param tags object = {}
@@ -12,12 +12,7 @@ param enablePurgeProtection bool = false
 @description('GraphClientSecret value; the secret is created only when this is not empty.')
 param graphClientSecret string = ''
 
-@secure()
-@description('TeamsClientState value (the clientState of the Graph call subscriptions); the secret is created only when this is not empty.')
-param teamsClientState string = ''
-
 var graphClientSecretName = 'GraphClientSecret'
-var teamsClientStateName = 'TeamsClientState'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -51,17 +46,7 @@ resource graphSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty
   }
 }
 
-resource teamsSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(teamsClientState)) {
-  parent: vault
-  name: teamsClientStateName
-  properties: {
-    value: teamsClientState
-    contentType: 'text/plain'
-  }
-}
-
 output id string = vault.id
 output name string = vault.name
 output uri string = vault.properties.vaultUri
 output graphClientSecretName string = graphClientSecretName
-output teamsClientStateName string = teamsClientStateName

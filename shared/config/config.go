@@ -54,7 +54,9 @@ var Settings = []Setting{
 	{Name: "InteractKeyGraceSeconds", Default: "0", Doc: "How long a refreshed Interact widget key keeps working (0..3600; 0 refuses it at once)."},
 	{Name: "InteractTokenAudiences", Doc: "Comma-separated token audiences accepted by Interact's token modes for tenants that set none of their own."},
 	{Name: "EntraJwksUrl", Doc: "Entra signing keys (JWKS) URL; empty: `EntraAuthorityHost` + `common/discovery/v2.0/keys`."},
-	{Name: "TeamsClientState", Secret: true, Doc: "clientState the Graph subscriptions send (at most 128 characters); empty disables the webhook"},
+	{Name: "CallingWebhookUrl", Doc: "Public https URL of the calling webhook (`…/api/teams/notifications`): the callback of every call the app answers or places, and the \"Webhook (for calling)\" of the Azure Bot. Empty: calls are refused (the webhook answers 503)."},
+	{Name: "CallingOpenIdMetadataUrl", Default: "https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration", Doc: "OpenID metadata of Microsoft's calling platform: the keys its notification tokens are signed with (tests and the local runner point it at their fake)."},
+	{Name: "CallsReconcileSchedule", Default: "*/30 * * * * *", Doc: "NCRONTAB schedule of the CallsReconcile timer: finishes call steps that are overdue (a lost notification, a crash), hangs up offer legs left ringing, keeps long calls alive."},
 	{Name: "OutboundRequestsQueue", Default: "outbound-requests", Doc: "Service Bus queue of outbound scheduling requests (ScheduleOutbound; e.g. from Power Automate)."},
 	{Name: "OutboundDueQueue", Default: "outbound-due", Doc: "Service Bus queue the accepted outbound tasks are scheduled on for their due time (OutboundDue)."},
 	{Name: "OutboundHorizonDays", Default: "30", Doc: "How far ahead an outbound task's due time may be, in days (1..365)."},
@@ -70,6 +72,7 @@ type Config struct {
 	Presence presence.Config
 	Graph    Graph
 	Interact Interact
+	Calling  Calling
 	// OutboundHorizon is how far ahead an outbound task may be due (OutboundHorizonDays).
 	OutboundHorizon time.Duration
 	Values          map[string]string // every setting as read (defaults applied); secrets included: never print it
@@ -81,6 +84,13 @@ type Graph struct {
 	ClientSecret  string
 	BaseURL       string
 	AuthorityHost string
+}
+
+// Calling is how the app meets Microsoft's calling platform (the app is a calling
+// bot whose Microsoft App ID is Graph.ClientID).
+type Calling struct {
+	WebhookURL  string // CallingWebhookUrl: callback of every call; "" = calls refused
+	MetadataURL string // CallingOpenIdMetadataUrl: where the notification signing keys are
 }
 
 // Interact is the app-wide part of the Interact widget's settings.
@@ -154,7 +164,7 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	c.Interact.JWKSURL = v["EntraJwksUrl"]
 	c.OutboundHorizon = time.Duration(num("OutboundHorizonDays", 1, 365)) * 24 * time.Hour
-	for _, name := range []string{"GraphBaseUrl", "EntraAuthorityHost", "EntraJwksUrl"} {
+	for _, name := range []string{"GraphBaseUrl", "EntraAuthorityHost", "EntraJwksUrl", "CallingOpenIdMetadataUrl"} {
 		if name == "EntraJwksUrl" && v[name] == "" {
 			continue
 		}
@@ -162,8 +172,9 @@ func Load(getenv func(string) string) (Config, error) {
 			check(fault.Invalid(name, "must be an https:// URL"))
 		}
 	}
-	if len(v["TeamsClientState"]) > 128 { // Graph's limit on a subscription's clientState
-		check(fault.Invalid("TeamsClientState", "at most 128 characters"))
+	c.Calling = Calling{WebhookURL: v["CallingWebhookUrl"], MetadataURL: v["CallingOpenIdMetadataUrl"]}
+	if u := c.Calling.WebhookURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://127.0.0.1") && !strings.HasPrefix(u, "http://localhost") {
+		check(fault.Invalid("CallingWebhookUrl", "must be an https:// URL"))
 	}
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid settings: %w", joinErrs(errs))

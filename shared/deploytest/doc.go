@@ -5,7 +5,8 @@
 // The Bicep compiler cannot run on the development machines, so the tests read the
 // Bicep as text with a small scanner (comments and string literals masked) and check
 // what matters for drift: app settings and their defaults, Service Bus queues and their
-// session mode, tables, role assignments, module wiring (paths, parameters, outputs),
+// session mode, tables, role assignments, the Teams calling bot (its app id and calling
+// webhook against the app settings), module wiring (paths, parameters, outputs),
 // bracket balance and API versions. They are a safety net, not a Bicep parser: write
 // the Bicep in the plain style infra/ uses (one `key: value` per line) and they stay
 // reliable. README.md (Deploy to Azure) describes the deployment itself.

@@ -144,7 +144,8 @@ func TestMainParametersFile(t *testing.T) {
 }
 
 // The function app is what azd deploys the `api` service to: Flex Consumption, custom
-// runtime, identity-based deployment storage, hardened transport.
+// runtime, identity-based deployment storage, hardened transport. Its settings are the
+// appSettings variable, applied to that very site by appsettings.bicep once it exists.
 func TestFunctionAppModule(t *testing.T) {
 	f := loadBicep(t, "infra/modules/functionapp.bicep")
 	flat := regexp.MustCompile(`\s+`).ReplaceAllString(f.noComments, " ")
@@ -161,18 +162,40 @@ func TestFunctionAppModule(t *testing.T) {
 		"minTlsVersion: '1.2'",
 		"ftpsState: 'Disabled'",
 		"keyVaultReferenceIdentity: identityId",
-		"name: 'appsettings' properties: appSettings",
 	} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("functionapp.bicep lacks %q", want)
 		}
 	}
-	main := loadBicep(t, "infra/main.bicep")
-	p := main.moduleParams(t, main.module(t, "modules/functionapp.bicep"))
-	if p["appSettings"].value != "appSettings" {
-		t.Errorf("main.bicep: module api gets appSettings: %q, want the appSettings variable (the one the drift tests read)", p["appSettings"].value)
+	if !f.outputs()["defaultHostName"] || !strings.Contains(flat, "output defaultHostName string = site.properties.defaultHostName") {
+		t.Error("functionapp.bicep: want `output defaultHostName string = site.properties.defaultHostName` (CallingWebhookUrl is built from it)")
 	}
+	main := loadBicep(t, "infra/main.bicep")
+	api := main.module(t, "modules/functionapp.bicep")
+	p := main.moduleParams(t, api)
 	if v, _ := literal(p["serviceName"].value); v != azureService(t) {
-		t.Errorf("main.bicep: module api gets serviceName %s, azure.yaml deploys service %q", p["serviceName"].value, azureService(t))
+		t.Errorf("main.bicep: module %s gets serviceName %s, azure.yaml deploys service %q", api.symbol, p["serviceName"].value, azureService(t))
+	}
+	if _, ok := p["appSettings"]; ok {
+		t.Errorf("main.bicep: module %s gets appSettings; the settings go to modules/appsettings.bicep, after the site exists", api.symbol)
+	}
+
+	as := loadBicep(t, "infra/modules/appsettings.bicep")
+	asFlat := regexp.MustCompile(`\s+`).ReplaceAllString(as.noComments, " ")
+	for _, want := range []string{
+		"resource site 'Microsoft.Web/sites@",
+		"existing = { name: functionAppName }",
+		"parent: site name: 'appsettings' properties: appSettings",
+	} {
+		if !strings.Contains(asFlat, want) {
+			t.Errorf("appsettings.bicep lacks %q", want)
+		}
+	}
+	sp := main.moduleParams(t, main.module(t, "modules/appsettings.bicep"))
+	if sp["appSettings"].value != "appSettings" {
+		t.Errorf("main.bicep: module appsettings gets appSettings: %q, want the appSettings variable (the one the drift tests read)", sp["appSettings"].value)
+	}
+	if want := api.symbol + ".outputs.name"; sp["functionAppName"].value != want {
+		t.Errorf("main.bicep: module appsettings gets functionAppName: %q, want %s (the site the settings belong to, and after it)", sp["functionAppName"].value, want)
 	}
 }

@@ -70,6 +70,9 @@ type Options struct {
 	// ShutdownTimeout bounds how long Run waits for in-flight invocations once its
 	// context is done before cancelling them; default 30 s.
 	ShutdownTimeout time.Duration
+	// Extra serves requests under /sim/ on the front end (the local runner's call
+	// simulator); nil: those paths are routed like any other.
+	Extra http.Handler
 	// DoubleEncodeStrings sends string values in Data and Metadata JSON-encoded twice
 	// ("\"hello\""), which is what the host's code does; by default they are sent
 	// once, as a capture of the host shows. Handlers must accept both.

@@ -134,6 +134,9 @@ func literalCount(t []routeSegment) int {
 func (h *Host) frontEnd() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /admin/functions/{name}", h.serveAdmin)
+	if h.opts.Extra != nil {
+		mux.Handle("/sim/", h.opts.Extra)
+	}
 	mux.HandleFunc("/", h.serveTrigger)
 	return mux
 }

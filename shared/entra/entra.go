@@ -1,7 +1,13 @@
-// Package entra validates Microsoft Entra ID access tokens (JWTs) against the keys
-// Entra publishes, for the Interact widget and (later) the admin API.
+// Package entra validates the bearer tokens (JWTs) that reach the app, against the
+// keys their issuer publishes. It has two validators, sharing one key cache:
 //
-// What Verify checks (PLATFORM.md "Validating Entra tokens"):
+//   - Validator: Microsoft Entra ID access tokens, for the Interact widget and (later)
+//     the admin API (PLATFORM.md "Validating Entra tokens");
+//   - CallingValidator: the tokens Microsoft's calling platform sends with every call
+//     notification to the calling bot's webhook (PLATFORM.md "Teams calls through
+//     Graph"); its doc lists what it checks.
+//
+// What Validator.Verify checks:
 //   - alg RS256 only: "none", HS256 (the "public key as HMAC secret" attack) and any
 //     other algorithm are refused before a key is looked up;
 //   - the signature, with the key named by the header's kid from the JWKS document;
@@ -11,27 +17,24 @@
 //     {AuthorityHost}{tid}/v2.0, with tid the token's own tid claim (a GUID);
 //   - with Want.Tenant set, tid equals it.
 //
-// Keys: the JWKS is fetched on first use, refreshed in the background once it is older
-// than Options.RefreshEvery (1 h), and fetched again on a kid it does not know, at
-// most once per Options.UnknownKidEvery (5 min), so a stream of made-up kids cannot
-// make us hammer Entra. Concurrent callers share one fetch. A failed refresh keeps the
-// keys it has. A Validator is safe for concurrent use.
+// Keys, for both: RSA keys of at least 2048 bits are fetched on first use, refreshed
+// in the background once older than RefreshEvery (Validator 1 h, CallingValidator
+// 24 h), and fetched again on a kid they do not know, at most once per
+// UnknownKidEvery (Validator 5 min, CallingValidator 1 min), so a stream of made-up
+// kids cannot make us hammer the key server. Concurrent callers share one fetch. A
+// failed refresh keeps the keys it has. Key and metadata URLs must be https (plain
+// http only to a loopback host). Both validators are safe for concurrent use; every
+// refusal wraps ErrInvalid and never quotes the token.
 package entra
 
 import (
 	"context"
 	"crypto/rsa"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"math/big"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -87,31 +90,16 @@ type Claims struct {
 	GroupsOverage bool
 }
 
-// Validator verifies tokens. Create it with NewValidator.
+// Validator verifies Entra tokens as the package doc says. Create it with
+// NewValidator. It is safe for concurrent use.
 type Validator struct {
 	o      Options
 	parser *jwt.Parser
-
-	keys atomic.Pointer[keySet]
-
-	mu       sync.Mutex
-	attempt  time.Time // start of the last fetch
-	inflight *fetch
-
-	fetches atomic.Int64
+	keys   *keyCache
 }
 
-type keySet struct {
-	m         map[string]*rsa.PublicKey
-	fetchedAt time.Time
-}
-
-type fetch struct {
-	done chan struct{}
-	err  error
-}
-
-// NewValidator returns a Validator; it fails on malformed URLs.
+// NewValidator returns a Validator; it fails on a URL that is not https (plain http
+// is allowed only to 127.0.0.1, ::1 or localhost, for local runs and tests).
 func NewValidator(o Options) (*Validator, error) {
 	if o.AuthorityHost == "" {
 		o.AuthorityHost = "https://login.microsoftonline.com/"
@@ -126,7 +114,7 @@ func NewValidator(o Options) (*Validator, error) {
 		o.JWKSURL = o.AuthorityHost + "common/discovery/v2.0/keys"
 	}
 	for _, u := range []string{o.AuthorityHost, o.V1IssuerHost, o.JWKSURL} {
-		if !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://127.0.0.1") && !strings.HasPrefix(u, "http://localhost") {
+		if !keyURLAllowed(u) {
 			return nil, fmt.Errorf("entra: %q must be an https:// URL", u)
 		}
 	}
@@ -146,13 +134,19 @@ func NewValidator(o Options) (*Validator, error) {
 		o.Now = time.Now
 	}
 	v := &Validator{o: o}
+	v.keys = &keyCache{
+		load: func(ctx context.Context) (map[string]*rsa.PublicKey, error) {
+			return fetchJWKS(ctx, v.o.HTTPClient, v.o.JWKSURL)
+		},
+		now: o.Now, refreshEvery: o.RefreshEvery, unknownKidEvery: o.UnknownKidEvery,
+	}
 	v.parser = jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithLeeway(o.Skew),
 		jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return v.o.Now() }))
 	return v, nil
 }
 
 // Fetches reports how many times the JWKS was requested (tests, metrics).
-func (v *Validator) Fetches() int64 { return v.fetches.Load() }
+func (v *Validator) Fetches() int64 { return v.keys.rounds.Load() }
 
 type tokenClaims struct {
 	jwt.RegisteredClaims
@@ -178,7 +172,7 @@ func (v *Validator) Verify(ctx context.Context, token string, want Want) (Claims
 		if kid == "" {
 			return nil, errors.New("no kid")
 		}
-		return v.key(ctx, kid)
+		return v.keys.key(ctx, kid)
 	})
 	if err != nil {
 		return Claims{}, invalid("%v", err)
@@ -209,121 +203,4 @@ func (v *Validator) Verify(ctx context.Context, token string, want Want) (Claims
 	}
 	_, c.GroupsOverage = tc.ClaimNames["groups"]
 	return c, nil
-}
-
-// key returns the public key for kid, fetching the JWKS when allowed.
-func (v *Validator) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
-	now := v.o.Now()
-	ks := v.keys.Load()
-	if ks != nil {
-		if k, ok := ks.m[kid]; ok {
-			if now.Sub(ks.fetchedAt) >= v.o.RefreshEvery {
-				v.start(now, v.o.RefreshEvery) // in the background; this request uses the key it has
-			}
-			return k, nil
-		}
-	}
-	// Unknown kid (or no keys yet): fetch, at most once per UnknownKidEvery (a short
-	// back-off while we have no keys at all), sharing a fetch under way.
-	every := v.o.UnknownKidEvery
-	if ks == nil {
-		every = 5 * time.Second
-	}
-	f := v.start(now, every)
-	if f == nil {
-		return nil, fmt.Errorf("unknown kid (keys fetched less than %s ago)", every)
-	}
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if f.err != nil {
-		return nil, f.err
-	}
-	if ks = v.keys.Load(); ks != nil {
-		if k, ok := ks.m[kid]; ok {
-			return k, nil
-		}
-	}
-	return nil, errors.New("unknown kid")
-}
-
-// start returns the fetch under way, or starts one if the last began at least every
-// ago; nil if neither.
-func (v *Validator) start(now time.Time, every time.Duration) *fetch {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.inflight != nil {
-		return v.inflight
-	}
-	if !v.attempt.IsZero() && now.Sub(v.attempt) < every {
-		return nil
-	}
-	v.attempt = now
-	f := &fetch{done: make(chan struct{})}
-	v.inflight = f
-	go func() {
-		// Its own context: the caller that started it may go away, the others wait.
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		defer cancel()
-		f.err = v.fetch(ctx)
-		v.mu.Lock()
-		v.inflight = nil
-		v.mu.Unlock()
-		close(f.done)
-	}()
-	return f
-}
-
-type jwks struct {
-	Keys []struct {
-		Kty string `json:"kty"`
-		Use string `json:"use"`
-		Kid string `json:"kid"`
-		N   string `json:"n"`
-		E   string `json:"e"`
-	} `json:"keys"`
-}
-
-// fetch reads the JWKS and replaces the key set; on failure the old set stays.
-func (v *Validator) fetch(ctx context.Context) error {
-	v.fetches.Add(1)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.o.JWKSURL, nil)
-	if err != nil {
-		return fmt.Errorf("fetch signing keys: %w", err)
-	}
-	res, err := v.o.HTTPClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch signing keys: %w", err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("fetch signing keys: HTTP %d", res.StatusCode)
-	}
-	var doc jwks
-	if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(&doc); err != nil {
-		return fmt.Errorf("fetch signing keys: %w", err)
-	}
-	m := map[string]*rsa.PublicKey{}
-	for _, k := range doc.Keys {
-		if k.Kty != "RSA" || (k.Use != "" && k.Use != "sig") || k.Kid == "" {
-			continue
-		}
-		n, err1 := base64.RawURLEncoding.DecodeString(strings.TrimRight(k.N, "="))
-		e, err2 := base64.RawURLEncoding.DecodeString(strings.TrimRight(k.E, "="))
-		if err1 != nil || err2 != nil || len(e) == 0 || len(e) > 4 {
-			continue
-		}
-		pub := &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}
-		if pub.N.BitLen() < 2048 {
-			continue
-		}
-		m[k.Kid] = pub
-	}
-	if len(m) == 0 {
-		return errors.New("fetch signing keys: no usable RSA key")
-	}
-	v.keys.Store(&keySet{m: m, fetchedAt: v.o.Now()})
-	return nil
 }

@@ -18,17 +18,20 @@ import (
 	"github.com/teamscc/teamscc/shared/presence"
 )
 
-// Error is a transient failure of a Graph or Entra call (network, throttling or 5xx
-// after retries, timeouts, unexpected answers). Its text never holds a password, a
-// token or a user's name; it unwraps to context.Canceled/DeadlineExceeded when the
-// caller's context ended.
+// Error is a failure of a Graph or Entra call. On its own it is transient (network,
+// throttling or 5xx after retries, timeouts, unexpected answers); the calling
+// platform's methods wrap refusals in fault.Permanent and answer 404 with an Error
+// that unwraps to fault.ErrNotFound. Its text never holds a password, a token, a
+// user's name or id, or a phone number; it unwraps to context.Canceled or
+// DeadlineExceeded when the caller's context ended.
 type Error struct {
-	// Op is the Graph operation ("getPresencesByUserId", "presence") or "token".
+	// Op is the Graph operation ("getPresencesByUserId", "presence", "answer", ...)
+	// or "token".
 	Op string
 	// Status is the HTTP status of the last answer, 0 when there was none.
 	Status int
 	msg    string
-	cause  error // only context errors: nothing that could carry a secret
+	cause  error // context errors or fault.ErrNotFound: nothing that could carry a secret
 }
 
 func (e *Error) Error() string { return "graph " + e.Op + ": " + e.msg }

@@ -26,7 +26,9 @@ import (
 //     GET /common/UserRealm/{user} (always "Managed") and
 //     POST /{tenant}/oauth2/v2.0/token (password and client_credentials grants);
 //   - Graph (under /v1.0): POST /communications/getPresencesByUserId and
-//     GET /users/{id-or-upn}/presence.
+//     GET /users/{id-or-upn}/presence;
+//   - the calling platform, once EnableCalling was called (fakecalls.go): Graph's call
+//     API under /v1.0/communications/calls and signed notifications to the app.
 //
 // Tokens name their principal (the username, or AppPrincipal(clientID)); Graph
 // answers 401 without a token of this fake. Everything is safe for concurrent use;
@@ -69,6 +71,8 @@ type Fake struct {
 	byPrincipal   sync.Map // principal -> *atomic.Int64 (Graph requests)
 
 	hook atomic.Pointer[func(r *http.Request)]
+
+	calling *fakeCalling // the calling platform (fakecalls.go)
 }
 
 type fakePresence struct {
@@ -116,6 +120,8 @@ func NewFake() *Fake {
 	mux.HandleFunc("POST /v1.0/communications/getPresencesByUserId", f.graph(f.servePresences))
 	mux.HandleFunc("GET /v1.0/users/{user}/presence", f.graph(f.serveUserPresence))
 	mux.HandleFunc("POST /v1.0/users/{user}/checkMemberGroups", f.graph(f.serveCheckMemberGroups))
+	f.calling = newFakeCalling(f)
+	f.calling.register(mux)
 	f.srv = httptest.NewUnstartedServer(mux)
 	f.srv.EnableHTTP2 = true
 	f.srv.StartTLS()

@@ -1,6 +1,8 @@
 // Package graph reads Teams presence from Microsoft Graph (msgraph-sdk-go) with the
 // tenant's presence accounts (ROPC, delegated Presence.Read.All) or this app's own
-// application permission, and implements presence.Reader.
+// application permission, and implements presence.Reader. It is also the calling
+// platform of the call controller (calls.Platform, calls.go): Graph's call API with
+// the app's application credential.
 //
 // msgraph and azidentity types stay inside this package: nothing msgraph-typed is
 // exported. The package also exports Fake (fakegraph.go), an in-process fake of Entra
@@ -92,7 +94,8 @@ type Options struct {
 	jitter func() float64
 }
 
-// Reader reads presence from Graph. It is safe for concurrent use.
+// Reader reads presence from Graph and acts on Teams calls through Graph's call
+// API. It is safe for concurrent use.
 type Reader struct {
 	opts       Options
 	log        *slog.Logger
@@ -291,7 +294,8 @@ func (p presenceJSON) observation(fallbackID string) presence.Observation {
 // with encoding/json. The SDK still builds, authenticates and sends the request;
 // only its generic parse tree is skipped, which costs ~40 ms of CPU and ~90,000
 // allocations per 650-presence answer (most of a presence refresh on 2 cores).
-// Failed answers become *statusError.
+// Failed answers become *statusError. With v nil only the status is checked and
+// the body is dropped.
 func decodeInto(v any) abs.RequestOption {
 	opt := abs.NewRequestHandlerOption()
 	opt.SetResponseHandler(func(response any, _ abs.ErrorMappings) (any, error) {
@@ -303,6 +307,10 @@ func decodeInto(v any) abs.RequestOption {
 			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 			res.Body.Close()
 		}()
+		ok2xx := res.StatusCode >= 200 && res.StatusCode <= 299
+		if ok2xx && v == nil {
+			return nil, nil
+		}
 		var body io.Reader = res.Body
 		if strings.EqualFold(res.Header.Get("Content-Encoding"), "gzip") {
 			zr, err := gzip.NewReader(res.Body)
@@ -312,7 +320,7 @@ func decodeInto(v any) abs.RequestOption {
 			defer zr.Close()
 			body = zr
 		}
-		if res.StatusCode < 200 || res.StatusCode > 299 {
+		if !ok2xx {
 			return nil, newStatusError(res.StatusCode, body)
 		}
 		if err := json.NewDecoder(body).Decode(v); err != nil {

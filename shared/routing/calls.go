@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/teamscc/teamscc/shared/fault"
@@ -18,6 +20,11 @@ type IncomingCall struct {
 	ServiceID string
 	CallID    string // Teams call id; the task id derives from it (TaskIDFor)
 	Priority  Priority
+	// FirstAnsweredService is the first service that answered the call, when it is
+	// not this one (the call came through another service's exit); its PSTN licence
+	// (FirstAnsweredPSTN) decides a later transfer to PSTN. Empty: this service.
+	FirstAnsweredService string
+	FirstAnsweredPSTN    bool
 }
 
 // IncomingCall records the call in the call index (Store.PutCallIndex), creates the
@@ -71,7 +78,11 @@ func (e *Engine) IncomingCall(ctx context.Context, in IncomingCall) (Task, error
 	}
 	now := e.now()
 	task := Task{TenantID: in.TenantID, ServiceID: in.ServiceID, ID: id, CallID: in.CallID, Priority: in.Priority,
-		Created: now, State: Waiting}
+		Created: now, State: Waiting, FirstAnsweredService: in.FirstAnsweredService, FirstAnsweredPSTN: in.FirstAnsweredPSTN}
+	if task.FirstAnsweredService == "" {
+		// The service's own resource account answered the call (package calls).
+		task.FirstAnsweredService, task.FirstAnsweredPSTN = svc.ID, svc.PSTNLicence
+	}
 	waiting := 0
 	for _, x := range open {
 		if x.State == Waiting {
@@ -115,27 +126,16 @@ const (
 	Answered Change = "Answered" // the agent picked up
 	Declined Change = "Declined" // the agent refused the offer (recorded apart from no-answer)
 	Ended    Change = "Ended"    // the call ended (hung up by anybody)
+	// NoAnswer: the agent's Teams stopped ringing unanswered before our ring timeout
+	// (the platform's own timeout): RONA for the agent as at the ring timeout.
+	NoAnswer Change = "NoAnswer"
+	// Unreachable: the agent's Teams could not be rung (not enabled for calls, an
+	// error): the agent is released without RONA and the task tries someone else.
+	Unreachable Change = "Unreachable"
+	// Dropped: the agent accepted but could not be joined to the call (or left before
+	// it was connected): the task waits again, the agent is released without ACW.
+	Dropped Change = "Dropped"
 )
-
-// ParseChange reads a change case-insensitively.
-func ParseChange(s string) (Change, error) {
-	for _, c := range []Change{Answered, Declined, Ended} {
-		if len(s) == len(c) && equalFold(s, string(c)) {
-			return c, nil
-		}
-	}
-	return "", fault.Invalid("change", "must be Answered, Declined or Ended")
-}
-
-func equalFold(a, b string) bool {
-	for i := 0; i < len(a); i++ {
-		x, y := a[i]|0x20, b[i]|0x20
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
 
 // CallEvent is a call-state change of a task.
 type CallEvent struct {
@@ -186,12 +186,14 @@ func (e *Engine) CallStateChanged(ctx context.Context, ev CallEvent) (Task, erro
 	switch ev.Change {
 	case Answered:
 		task, err = e.answered(ctx, &svc, ev)
-	case Declined:
-		task, err = e.declined(ctx, &svc, ev)
+	case Declined, NoAnswer, Unreachable:
+		task, err = e.dropOffer(ctx, &svc, ev)
+	case Dropped:
+		task, err = e.dropped(ctx, &svc, ev)
 	case Ended:
 		task, err = e.ended(ctx, &svc, ev.TaskID, Completed)
 	default:
-		return Task{}, fault.Invalid("change", "must be Answered, Declined or Ended")
+		return Task{}, fault.Invalid("change", "must be one of Answered, Declined, Ended, NoAnswer, Unreachable, Dropped")
 	}
 	if err != nil {
 		return task, err
@@ -254,21 +256,39 @@ func (e *Engine) answered(ctx context.Context, svc *Service, ev CallEvent) (Task
 		}
 	}
 	if len(others) > 0 {
+		if e.calls != nil {
+			e.calls.StopRinging(ctx, task, others, StopAnsweredElsewhere)
+		}
 		e.kickReleased(ctx, svc, task.ID)
 	}
 	e.log(ctx).Info("call answered", "tenant", ev.TenantID, "service", svc.ID)
 	return task, nil
 }
 
-func (e *Engine) declined(ctx context.Context, svc *Service, ev CallEvent) (Task, error) {
+// dropOffer takes one agent out of a ringing offer (Declined, NoAnswer, Unreachable):
+// the attempt is recorded with its result, the agent is marked tried and released —
+// with RONA for a decline or a no-answer when the service has RONA (not for a
+// no-answer in a broadcast, as at the ring timeout) — and the task waits again once
+// nobody rings. A replay finds the agent no longer offered and changes nothing.
+func (e *Engine) dropOffer(ctx context.Context, svc *Service, ev CallEvent) (Task, error) {
 	now := e.now()
-	var attempt int
+	result, rona := ResultDeclined, svc.RONAFor()
+	switch ev.Change {
+	case NoAnswer:
+		result = ResultNoAnswer
+		if svc.Strategy() == Broadcast {
+			rona = 0
+		}
+	case Unreachable:
+		result, rona = ResultUnreachable, 0
+	}
+	attempt := -1
 	task, err := e.store.UpdateTask(ctx, ev.TenantID, ev.ServiceID, ev.TaskID, func(t *Task) error {
 		if t.State != Offered || !slices.Contains(t.OfferedTo, ev.AgentID) {
 			return errNoChange
 		}
 		attempt = t.Attempts
-		t.record(Attempt{Attempt: t.Attempts, AgentID: ev.AgentID, At: now, Result: ResultDeclined})
+		t.record(Attempt{Attempt: t.Attempts, AgentID: ev.AgentID, At: now, Result: result})
 		t.OfferedTo = slices.DeleteFunc(t.OfferedTo, func(s string) bool { return s == ev.AgentID })
 		if !slices.Contains(t.Tried, ev.AgentID) {
 			t.Tried = append(t.Tried, ev.AgentID)
@@ -282,22 +302,62 @@ func (e *Engine) declined(ctx context.Context, svc *Service, ev CallEvent) (Task
 		task, err = e.store.GetTask(ctx, ev.TenantID, ev.ServiceID, ev.TaskID)
 	}
 	if err != nil {
-		return task, fmt.Errorf("decline: %w", err)
+		return task, fmt.Errorf("%s: %w", strings.ToLower(string(ev.Change)), err)
 	}
-	rona := svc.RONAFor()
+	if attempt < 0 {
+		return task, nil
+	}
 	got, err := e.release(ctx, ev.TenantID, ev.AgentID, svc.ID, task.ID, attempt, func(a *AgentState) {
-		a.Declines++
+		switch ev.Change {
+		case Declined:
+			a.Declines++
+		case NoAnswer:
+			a.NoAnswers++
+		}
 		if rona > 0 {
-			a.RONAUntil, a.RONAAt, a.RONAReason = now.Add(rona), now, ResultDeclined
+			a.RONAUntil, a.RONAAt, a.RONAReason = now.Add(rona), now, result
 		}
 	})
 	if err != nil && !errors.Is(err, fault.ErrNotFound) {
-		return task, fmt.Errorf("release agent after decline: %w", err)
+		return task, fmt.Errorf("release agent: %w", err)
 	}
 	if err == nil && rona > 0 && got.RONAAt.Equal(now) {
 		e.kickServicesAt(ctx, &got, KickRONAEnd, got.RONAUntil)
 	}
-	e.kickReleased(ctx, svc, task.ID+"/declined/"+ev.AgentID)
+	e.kickReleased(ctx, svc, task.ID+"/"+strings.ToLower(string(ev.Change))+"/"+ev.AgentID+"/"+strconv.Itoa(attempt))
+	return task, nil
+}
+
+// dropped puts a task whose agent accepted but was never connected back in the
+// queue: the agent is released without ACW and not offered this task again while
+// anybody else is eligible.
+func (e *Engine) dropped(ctx context.Context, svc *Service, ev CallEvent) (Task, error) {
+	now := e.now()
+	changed := false
+	task, err := e.store.UpdateTask(ctx, ev.TenantID, ev.ServiceID, ev.TaskID, func(t *Task) error {
+		if t.State != Connected || t.ConnectedAgent != ev.AgentID {
+			return errNoChange
+		}
+		changed = true
+		t.record(Attempt{Attempt: t.Attempts, AgentID: ev.AgentID, At: now, Result: ResultDropped})
+		if !slices.Contains(t.Tried, ev.AgentID) {
+			t.Tried = append(t.Tried, ev.AgentID)
+		}
+		t.State, t.ConnectedAgent, t.ConnectedAt = Waiting, "", time.Time{}
+		return nil
+	})
+	if errors.Is(err, errNoChange) {
+		task, err = e.store.GetTask(ctx, ev.TenantID, ev.ServiceID, ev.TaskID)
+	}
+	if err != nil {
+		return task, fmt.Errorf("dropped: %w", err)
+	}
+	if _, err := e.release(ctx, ev.TenantID, ev.AgentID, svc.ID, task.ID, 0, nil); err != nil && !errors.Is(err, fault.ErrNotFound) {
+		return task, fmt.Errorf("release dropped agent: %w", err)
+	}
+	if changed {
+		e.kickReleased(ctx, svc, task.ID+"/dropped/"+ev.AgentID+"/"+strconv.Itoa(task.Attempts))
+	}
 	return task, nil
 }
 
@@ -328,6 +388,9 @@ func (e *Engine) ended(ctx context.Context, svc *Service, taskID string, outcome
 	}
 	// Agents after the task: idempotent (only a hold still on this task is released),
 	// so a replay after a crash finishes the job without a second ACW.
+	if e.calls != nil && len(task.OfferedTo) > 0 {
+		e.calls.StopRinging(ctx, task, task.OfferedTo, StopCallerGone)
+	}
 	for _, o := range task.OfferedTo {
 		if _, err := e.release(ctx, svc.TenantID, o, svc.ID, task.ID, 0, nil); err != nil && !errors.Is(err, fault.ErrNotFound) {
 			return task, fmt.Errorf("release agent: %w", err)
@@ -352,6 +415,23 @@ func (e *Engine) ended(ctx context.Context, svc *Service, taskID string, outcome
 	}
 	e.kickReleased(ctx, svc, task.ID+"/ended")
 	return task, nil
+}
+
+// Finish ends a task with an outcome (NotReached, Abandoned, ...), releasing its
+// agents as a call's end does (a connected agent goes to after-call work). A task
+// already done is returned as it is.
+func (e *Engine) Finish(ctx context.Context, tenantID, serviceID, taskID string, outcome Outcome) (Task, error) {
+	svc, err := e.store.GetService(ctx, tenantID, serviceID)
+	if err != nil {
+		return Task{}, fmt.Errorf("service: %w", err)
+	}
+	return e.ended(ctx, &svc, taskID, outcome)
+}
+
+// Wake kicks the service now; id makes the kick's message id (duplicate detection
+// drops a repeat of the same id).
+func (e *Engine) Wake(ctx context.Context, tenantID, serviceID, reason, id string) error {
+	return e.kick(ctx, tenantID, serviceID, reason, id, time.Time{})
 }
 
 func (e *Engine) kickReleased(ctx context.Context, svc *Service, id string) {

@@ -28,6 +28,35 @@ type Presences interface {
 	LoadPresences(ctx context.Context, tenantID string) ([]presence.Presence, error)
 }
 
+// CallControl acts on calls for routing's decisions (package calls implements it):
+// routing decides who gets a task, the call controller makes their Teams ring, stops
+// the ringing and plays the exit. Without one (Options.Calls nil) the engine only
+// records its decisions.
+type CallControl interface {
+	// Ring makes the Teams of the agents ring for the offer t.Attempts of task t.
+	// failed lists agents that could not be rung (the engine releases them without
+	// RONA, as unreachable). fault.ErrNotFound: the task's call is gone; the engine
+	// closes the task (Abandoned). Any other error: nothing rings; the engine takes
+	// the offer back (no RONA) and returns the error, so the kick is retried.
+	Ring(ctx context.Context, t Task, svc Service, agents []string) (failed []string, err error)
+	// StopRinging ends the ringing of agents whose offer of t is over; why is
+	// "noAnswer" (the ring timeout), "answeredElsewhere" (another agent of a broadcast
+	// answered) or "callerGone". Best effort: the controller's reconciler hangs up any
+	// offer left ringing.
+	StopRinging(ctx context.Context, t Task, agents []string, why string)
+	// Exit: task t left its queue without an agent (t.Outcome says why: QueueTimeout);
+	// the caller hears the service's announcement and takes its exit. Best effort:
+	// the reconciler takes the exit of a queued call whose task is done.
+	Exit(ctx context.Context, t Task, svc Service)
+}
+
+// Reasons StopRinging gives.
+const (
+	StopNoAnswer          = "noAnswer"
+	StopAnsweredElsewhere = "answeredElsewhere"
+	StopCallerGone        = "callerGone"
+)
+
 // Options wires an Engine.
 type Options struct {
 	Store     Store
@@ -43,6 +72,9 @@ type Options struct {
 	TenantCacheTTL time.Duration
 	// Log returns the logger of an invocation; nil discards.
 	Log func(context.Context) *slog.Logger
+	// Calls acts on the calls of routed tasks; nil: decisions are only recorded. It
+	// can also be set later with SetCalls (the controller needs the engine too).
+	Calls CallControl
 }
 
 // Engine runs routing against a Store. Safe for concurrent use: concurrent kicks of
@@ -56,6 +88,7 @@ type Engine struct {
 	now       func() time.Time
 	ttl       time.Duration
 	log       func(context.Context) *slog.Logger
+	calls     CallControl
 
 	mu    sync.Mutex
 	cache map[string]cachedTenant
@@ -69,7 +102,7 @@ type cachedTenant struct {
 // NewEngine returns an engine.
 func NewEngine(o Options) *Engine {
 	e := &Engine{store: o.Store, tenants: o.Tenants, presences: o.Presences, sender: o.Sender, queue: o.Queue,
-		now: o.Now, ttl: o.TenantCacheTTL, log: o.Log, cache: map[string]cachedTenant{}}
+		now: o.Now, ttl: o.TenantCacheTTL, log: o.Log, calls: o.Calls, cache: map[string]cachedTenant{}}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -81,6 +114,9 @@ func NewEngine(o Options) *Engine {
 	}
 	return e
 }
+
+// SetCalls sets the call controller; call it before the engine is used.
+func (e *Engine) SetCalls(c CallControl) { e.calls = c }
 
 // Kick is the body of a message on the calls queue: "match this service now".
 type Kick struct {
@@ -243,9 +279,15 @@ func (e *Engine) Kick(ctx context.Context, tenantID, serviceID, reason string) (
 			res.NoAnswers++
 		}
 		if to := svc.Distribution.QueueTimeoutSecs; to > 0 && now.Sub(task.Created) >= time.Duration(to)*time.Second {
-			_, err := e.finish(ctx, task, QueueTimeout, now)
-			if err != nil && !errors.Is(err, errSkipTask) {
+			got, err := e.finish(ctx, task, QueueTimeout, now)
+			if errors.Is(err, errSkipTask) {
+				continue
+			}
+			if err != nil {
 				return res, err
+			}
+			if e.calls != nil {
+				e.calls.Exit(ctx, got, svc)
 			}
 			res.TimedOut++
 			continue
@@ -379,6 +421,32 @@ func (e *Engine) route(ctx context.Context, svc *Service, task *Task, pool *agen
 		return false, fmt.Errorf("offer task: %w", err)
 	}
 	*task = got
+	if e.calls != nil {
+		failed, err := e.calls.Ring(ctx, got, *svc, chosen)
+		switch {
+		case errors.Is(err, fault.ErrNotFound):
+			e.log(ctx).Info("offer not rung: the call is gone", "tenant", svc.TenantID, "service", svc.ID)
+			if _, err := e.ended(ctx, svc, task.ID, Abandoned); err != nil {
+				return false, fmt.Errorf("close task of a call that is gone: %w", err)
+			}
+			return false, errSkipTask
+		case err != nil:
+			if uerr := e.unoffer(ctx, svc, task, chosen, pool); uerr != nil {
+				e.log(ctx).Warn("offer not taken back; its reservations lapse", "tenant", svc.TenantID, "service", svc.ID, "err", uerr)
+			}
+			return false, fmt.Errorf("ring agents: %w", err)
+		}
+		for _, id := range failed {
+			t, err := e.dropOffer(ctx, svc, CallEvent{TenantID: svc.TenantID, ServiceID: svc.ID, TaskID: task.ID, AgentID: id, Change: Unreachable})
+			if err != nil {
+				return false, fmt.Errorf("release unreachable agent: %w", err)
+			}
+			*task = t
+		}
+		if len(failed) == len(chosen) {
+			return false, nil
+		}
+	}
 	// Why scheduled and not a timer: a kick at the ring expiry wakes the service,
 	// which finds the offer rung out (read lazily) and turns it into RONA.
 	if err := e.kick(ctx, svc.TenantID, svc.ID, KickRingExpiry, fmt.Sprintf("%s/%d", task.ID, attempt), got.RingExpiry); err != nil {
@@ -462,7 +530,34 @@ func (e *Engine) expireOffer(ctx context.Context, svc *Service, task *Task, pool
 		return fmt.Errorf("requeue task: %w", err)
 	}
 	e.log(ctx).Info("offer not answered: RONA and re-routing", "tenant", svc.TenantID, "service", svc.ID, "attempt", task.Attempts)
+	if e.calls != nil {
+		e.calls.StopRinging(ctx, *task, task.OfferedTo, StopNoAnswer)
+	}
 	*task = got
+	return nil
+}
+
+// unoffer takes back an offer whose agents could not be rung: the task waits again
+// (the attempt is recorded as Unreachable for each agent, who is not marked Tried) and
+// the reservations are released without RONA.
+func (e *Engine) unoffer(ctx context.Context, svc *Service, task *Task, agents []string, pool *agentPool) error {
+	now := e.now()
+	attempt := task.Attempts
+	upd := task.Clone()
+	if upd.State == Offered && upd.Attempts == attempt {
+		for _, id := range agents {
+			upd.record(Attempt{Attempt: attempt, AgentID: id, At: now, Result: ResultUnreachable})
+		}
+		upd.State, upd.OfferedTo, upd.RingExpiry = Waiting, nil, time.Time{}
+		got, err := e.store.ReplaceTask(ctx, upd)
+		if err != nil && !errors.Is(err, fault.ErrPrecondition) && !errors.Is(err, fault.ErrNotFound) {
+			return fmt.Errorf("take offer back: %w", err)
+		}
+		if err == nil {
+			*task = got
+		}
+	}
+	e.releaseAll(ctx, svc, task.ID, attempt, agents, pool)
 	return nil
 }
 

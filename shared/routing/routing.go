@@ -156,6 +156,8 @@ type Service struct {
 	PendingDeletion bool         `json:"pendingDeletion,omitempty"`
 	PSTNLicence     bool         `json:"pstnLicence,omitempty"` // may transfer calls to PSTN
 	Distribution    Distribution `json:"distribution"`
+	// Calls is how the service treats a call: audio, open or closed, exit.
+	Calls CallFlow `json:"calls"`
 	// Targets are the identities a call to this service arrives on: resource-account
 	// (application instance) object ids and/or E.164 phone numbers (at most
 	// MaxTargets, no duplicates). A target belongs to one service of a tenant; a
@@ -350,6 +352,9 @@ func (s Service) Validate() error {
 		}
 		seen[n] = true
 	}
+	if err := s.Calls.validate(s.ID); err != nil {
+		return err
+	}
 	if len(s.Owners) > MaxOwners {
 		return fault.Invalid("owners", fmt.Sprintf("at most %d", MaxOwners))
 	}
@@ -402,6 +407,7 @@ const (
 	Transferred    Outcome = "Transferred"     // moved to another service
 	TransferredOut Outcome = "TransferredPSTN" // transferred to PSTN with the first answering service's licence
 	TransferFailed Outcome = "TransferFailed"  // PSTN transfer without a licence: exit path
+	NotReached     Outcome = "NotReached"      // outbound: the customer did not answer
 )
 
 // Attempt is one offer of a task and how it ended.
@@ -409,15 +415,17 @@ type Attempt struct {
 	Attempt int       `json:"attempt"`
 	AgentID string    `json:"agentId"`
 	At      time.Time `json:"at"`
-	Result  string    `json:"result"` // Answered, NoAnswer, Declined, Released
+	Result  string    `json:"result"` // Answered, NoAnswer, Declined, Released, Unreachable, Dropped
 }
 
 // Attempt results.
 const (
-	ResultAnswered = "Answered"
-	ResultNoAnswer = "NoAnswer"
-	ResultDeclined = "Declined"
-	ResultReleased = "Released" // another agent answered a broadcast, or the caller hung up
+	ResultAnswered    = "Answered"
+	ResultNoAnswer    = "NoAnswer"
+	ResultDeclined    = "Declined"
+	ResultReleased    = "Released"    // another agent answered a broadcast, or the caller hung up
+	ResultUnreachable = "Unreachable" // the agent's Teams could not be rung
+	ResultDropped     = "Dropped"     // the agent accepted but was never connected
 )
 
 const maxHistory = 32

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/teamscc/teamscc/shared/fault"
+	"github.com/teamscc/teamscc/shared/tenant"
 )
 
 // MaxTargets is how many targets (resource accounts, phone numbers) one service may
@@ -122,4 +123,16 @@ func (c CallRef) Validate() error {
 		return CheckID("agentId", c.AgentID)
 	}
 	return nil
+}
+
+// ResourceAccount is the service's first resource account (application instance
+// object id) among its Targets, lower case; "" when it has none. Calls the service
+// places (offers to agents, outbound calls) come from it.
+func (s Service) ResourceAccount() string {
+	for _, t := range s.Targets {
+		if n := NormalizeTarget(t); tenant.IsGUID(n) {
+			return n
+		}
+	}
+	return ""
 }

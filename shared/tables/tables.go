@@ -14,6 +14,7 @@
 //	InteractSettings, InteractSessions: see interact.go
 //	RoutingQueues, RoutingAgents, RoutingKeys: see routing.go
 //	Outbound: see outbound.go
+//	Calls           PK tenant id      RK call id          Data (JSON) + Phase, Direction, ServiceId, Open, Created, NextAt (only when set); see calls.go
 //
 // Data is the authoritative JSON of the domain struct (so a field added to the domain
 // is kept without touching this package); the typed columns beside it are copies for
@@ -62,7 +63,8 @@ var allTables = []string{tableTenants, tableAgents, tableSecrets, tablePresences
 	tableRoutingQueues, tableRoutingAgents, tableRoutingKeys, // routing tables: see routing.go
 	tableAudit,
 	tableOutbound,   // outbound tasks and counters: see outbound.go
-	tableUserStates} // user-state cursors and records: see userstate.go
+	tableUserStates, // user-state cursors and records: see userstate.go
+	tableCalls}      // call controller state: see calls.go
 
 // Store is the Table storage implementation of the domain stores. Create it with Open.
 type Store struct {

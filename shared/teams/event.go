@@ -1,24 +1,20 @@
-// Package teams is the edge between Microsoft Graph call notifications and the routing
-// core: it answers Graph's validation handshake, authenticates every notification of a
-// batch by its clientState, and turns Graph's call resources into a small closed set of
-// normalized Events.
+// Package teams is the edge between Microsoft's calling platform and the call
+// controller: the calling webhook authenticates every callback by its bearer token,
+// recognises the legacy first callback of an incoming call (answered 204, so the
+// platform sends it again in Graph's format), and turns Graph's commsNotifications
+// into a small closed set of normalized Events: call states, roster changes
+// (participants) and operation results (commsOperation).
 //
-// Two payload shapes are read, both {"value":[...]}:
+// A body is {"value":[commsNotification...]}; each item has changeType, resourceUrl
+// (or resource: "/communications/calls/{id}", legacy "/app/calls/{id}", with
+// "/participants" or "/operations/{id}" below the call) and resourceData (a call, an
+// array of participants, or an operation). Graph's call notifications carry no
+// clientState and Graph has no change-notification subscriptions for calls: the
+// bearer token, signed by the calling platform for this bot's app id and naming the
+// tenant (tid), is the only proof of origin (see Authenticator).
 //
-//   - change notifications of a Graph subscription: each item has subscriptionId,
-//     clientState, changeType, resource ("communications/calls/{id}"), resourceData,
-//     tenantId, and optionally id and lifecycleEvent;
-//   - a calling bot's callback (commsNotifications): each item has
-//     "@odata.type":"#microsoft.graph.commsNotification", changeType, resourceUrl
-//     ("/communications/calls/{id}", legacy "/app/calls/{id}") and resourceData (a call).
-//
-// Every item must carry the expected clientState (see Webhook). Graph does not put one in
-// a calling bot's callbacks, which it authenticates with a bearer token instead; this
-// package does not validate that token, so bot callbacks are accepted only when a
-// clientState is present (our simulator and tests send one).
-//
-// The webhook is stateless: a notification Graph delivers twice yields two identical
-// Events with the same Key. Idempotency is the consumer's job, by Event.Key.
+// The webhook is stateless: the platform may deliver a notification twice, and the
+// consumer's state machine must make the second delivery change nothing.
 //
 // It imports only the standard library and the project's fault and funchost packages.
 package teams
@@ -31,19 +27,19 @@ import (
 	"strings"
 )
 
-// Kind is what a notification means for routing. The set is closed: every call
-// notification maps to exactly one Kind (see classify for the table).
+// Kind is what a notification means. The set is closed: every notification the parser
+// keeps maps to exactly one Kind (see classify for the call states).
 type Kind string
 
 const (
-	// KindIncoming: a new call is offered to one of our services (state incoming).
-	// Target says which service; create a task and kick the service.
+	// KindIncoming: a new call is offered to the bot (state incoming). Target says
+	// which resource account or number was called, Source who calls.
 	KindIncoming Kind = "incoming"
 	// KindRinging: the call is being set up (state establishing or ringing). On an
-	// offer leg to an agent (Direction outgoing) the agent's Teams is ringing.
+	// offer leg the agent's Teams is ringing.
 	KindRinging Kind = "ringing"
 	// KindAnswered: the call is connected (state established, no failure in
-	// resultInfo). On an offer leg, the agent answered.
+	// resultInfo). On an offer leg, the agent accepted.
 	KindAnswered Kind = "answered"
 	// KindTransferring: a transfer or redirect is in progress (transferring,
 	// transferAccepted, redirecting).
@@ -57,15 +53,25 @@ const (
 	// KindDeclined: the call ended because the callee refused it (SIP 603 Decline,
 	// 486 Busy Here). On an offer leg: the agent declined — not a no-answer.
 	KindDeclined Kind = "declined"
-	// KindNoAnswer: the call ended unanswered (SIP 408, 480, 487). On an offer leg:
-	// ring-no-answer.
+	// KindNoAnswer: the call ended unanswered (SIP 408, 480, 487).
 	KindNoAnswer Kind = "noAnswer"
 	// KindEnded: the call ended for any other reason (hang-up, error, deleted).
 	KindEnded Kind = "ended"
-	// KindOther: a state routing does not act on (hold, terminating, an unknown state).
-	// Kept so that nothing Graph sends is silently lost from logs and tests.
+	// KindRoster: participants of a call were added or updated (ChangeType created or
+	// updated: Participants is the roster Graph sent) or left (deleted).
+	KindRoster Kind = "roster"
+	// KindOperation: an operation the app started on the call (a prompt, an invite, a
+	// transfer, ...) changed status; Operation says which and how.
+	KindOperation Kind = "operation"
+	// KindOther: a state the controller does not act on (hold, terminating, an unknown
+	// state). Kept so that nothing the platform sends is silently lost from logs.
 	KindOther Kind = "other"
 )
+
+// Ended reports whether the kind says the call is over.
+func (k Kind) Ended() bool {
+	return k == KindEnded || k == KindDeclined || k == KindNoAnswer || k == KindTransferred
+}
 
 // ChangeType is Graph's changeType of a notification.
 type ChangeType string
@@ -80,90 +86,109 @@ const (
 type PartyKind string
 
 const (
-	// PartyApplicationInstance: a resource account (the usual identity of a service
-	// with a phone number): identity.applicationInstance.id.
-	PartyApplicationInstance PartyKind = "applicationInstance"
-	// PartyApplication: the bot's application id: identity.application.id.
-	PartyApplication PartyKind = "application"
-	// PartyPhone: a phone number in E.164: identity.phone.id.
-	PartyPhone PartyKind = "phone"
-	// PartyUser: an Entra user object id: identity.user.id.
+	// PartyUser: an Entra user object id (identity.user.id).
 	PartyUser PartyKind = "user"
+	// PartyPhone: a phone number in E.164 (identity.phone.id).
+	PartyPhone PartyKind = "phone"
+	// PartyApplicationInstance: a resource account (identity.applicationInstance.id).
+	PartyApplicationInstance PartyKind = "applicationInstance"
+	// PartyApplication: an application (a bot) by app id (identity.application.id).
+	PartyApplication PartyKind = "application"
 )
 
-// Party is one identity of a call. ID is a customer identifier (a phone number or an
+// Party is one identity in a call. ID is a customer identifier (a phone number or an
 // object id): never log it.
 type Party struct {
-	Kind PartyKind
-	ID   string
+	Kind PartyKind `json:"kind"`
+	ID   string    `json:"id"`
 }
 
 // IsZero reports whether p names nobody.
 func (p Party) IsZero() bool { return p.ID == "" }
 
-// Result is the outcome Graph reports on a call: resultInfo.code (a SIP-like status),
-// resultInfo.subcode, and terminationReason. Zero when absent. The free-text message is
-// not kept.
+// Result is the outcome the platform reports: resultInfo.code (a SIP-like status),
+// resultInfo.subcode, and terminationReason. Zero when absent. The free-text message
+// is not kept.
 type Result struct {
 	Code              int
 	Subcode           int
 	TerminationReason string
 }
 
-// Event is one normalized call notification.
+// Failed reports a failure code (≥ 400).
+func (r Result) Failed() bool { return r.Code >= 400 }
+
+// Participant is one entry of a call's roster.
+type Participant struct {
+	ID    string // the participant id in the call
+	Party Party  // who it is; zero for an identity we do not read (a guest, a device)
+}
+
+// Operation is the status of an operation the app started (commsOperation).
+type Operation struct {
+	ID string
+	// Type is the resource type without its namespace: playPromptOperation,
+	// inviteParticipantsOperation, cancelMediaProcessingOperation, ...
+	Type string
+	// Status is "running", "completed" or "failed".
+	Status        string
+	ClientContext string
+	Result        Result
+}
+
+// Done reports whether the operation is over (completed or failed).
+func (o Operation) Done() bool { return o.Status == "completed" || o.Status == "failed" }
+
+// Succeeded reports a completed operation without a failure code.
+func (o Operation) Succeeded() bool { return o.Status == "completed" && !o.Result.Failed() }
+
+// Event is one normalized notification.
 //
-// Graph sends the whole call (direction, source, targets) mostly with the "created"
-// notification; updates usually carry only the state (and resultInfo). So Target, Agent,
-// Direction and TenantID are set only when the payload carries them: correlate later
-// events with earlier ones by CallID.
+// The platform sends the whole call (direction, source, targets) mostly with the
+// incoming notification; updates usually carry only the state (and resultInfo). So
+// Source, Target, Agent and Direction are set only when the payload carries them.
 type Event struct {
 	Kind Kind
-	// CallID is the Graph call id: resourceData.id, else the id in resource/resourceUrl
-	// or resourceData["@odata.id"] ("/communications/calls/{id}").
-	CallID string
-	// TenantID: the notification's tenantId, else resourceData.tenantId, else the
-	// tenantId of the target's identity. May be empty.
-	TenantID   string
+	// CallID is the platform call id: resourceData.id, else the id in the resource path
+	// or resourceData["@odata.id"].
+	CallID     string
 	ChangeType ChangeType
-	// State is Graph's call state in Graph's spelling (incoming, establishing, ringing,
-	// established, hold, transferring, transferAccepted, redirecting, terminating,
-	// terminated); an unknown state is kept as sent. Empty for a deletion without state.
+	// State is Graph's call state in Graph's spelling (incoming, establishing,
+	// ringing, established, hold, transferring, transferAccepted, redirecting,
+	// terminating, terminated); an unknown state is kept as sent.
 	State string
 	// Direction is "incoming" or "outgoing" when sent.
 	Direction string
-	// Target is the called service. Incoming call: the first of targets[] with an
-	// applicationInstance, application, phone or user identity (in that order of
-	// preference within the identitySet). Outgoing call (our offer leg to an agent): the
-	// source, i.e. the service's resource account or application that placed the call.
+	// Source is who placed the call (the caller of an incoming call).
+	Source Party
+	// Target is the called resource: on an incoming call the first of targets[] with
+	// an applicationInstance, application, phone or user identity (in that order of
+	// preference within the identitySet).
 	Target Party
-	// Agent is the Entra user object id of the agent the change concerns: on an
-	// outgoing call, the first target with a user identity. Empty otherwise.
+	// Agent is the first target with a user identity of an outgoing call (an offer
+	// leg's agent), when sent.
 	Agent  string
 	Result Result
-	// NotificationID is the notification's own id (subscription shape only).
-	NotificationID string
-	// SubscriptionID is the Graph subscription that produced it (subscription shape).
-	SubscriptionID string
-	// Sequence is resourceData["@odata.etag"], the version of the call resource Graph
-	// sent, when present.
+	// Participants: the roster of a KindRoster event.
+	Participants []Participant
+	// Operation: the operation of a KindOperation event.
+	Operation Operation
+	// Sequence is resourceData["@odata.etag"] when present.
 	Sequence string
 }
 
-// Key returns the idempotency key of the change: a hex SHA-256 over the call id, the
-// change type, the state, the agent, the sequence (etag) and the result. The same
-// notification delivered twice has the same Key; two different changes of a call have
-// different Keys. The notification id and subscription id are left out on purpose, so
-// the same change reaching us through two subscriptions is still one change.
-//
-// The key holds no identifier in clear: it is safe to log and to use as a Table
-// RowKey (64 characters of [0-9a-f]).
+// Key returns a digest of the change: a hex SHA-256 over the call id, change type,
+// state, result, operation and participants. The same notification delivered twice
+// has the same Key. It holds no identifier in clear: it is safe to log.
 func (e Event) Key() string {
 	var b strings.Builder
-	b.Grow(128 + len(e.CallID) + len(e.Agent) + len(e.Sequence))
-	for _, s := range []string{
-		"v1", e.CallID, string(e.ChangeType), strings.ToLower(e.State), e.Agent, e.Sequence,
+	parts := []string{"v2", string(e.Kind), e.CallID, string(e.ChangeType), strings.ToLower(e.State), e.Agent, e.Sequence,
 		strconv.Itoa(e.Result.Code), strconv.Itoa(e.Result.Subcode), strings.ToLower(e.Result.TerminationReason),
-	} {
+		e.Operation.ID, e.Operation.Status, e.Operation.ClientContext}
+	for _, p := range e.Participants {
+		parts = append(parts, p.ID, string(p.Party.Kind), p.Party.ID)
+	}
+	for _, s := range parts {
 		// Length-prefixed, so that no two different field lists give the same string.
 		b.WriteString(strconv.Itoa(len(s)))
 		b.WriteByte(':')
@@ -174,17 +199,29 @@ func (e Event) Key() string {
 }
 
 // LogValue logs an Event without any identifier: kind, state, change type, direction,
-// result and key. Call ids, tenants, phone numbers and user ids are left out.
+// result, operation type and status, roster size and key.
 func (e Event) LogValue() slog.Value {
-	return slog.GroupValue(
+	attrs := []slog.Attr{
 		slog.String("kind", string(e.Kind)),
-		slog.String("state", e.State),
 		slog.String("changeType", string(e.ChangeType)),
-		slog.String("direction", e.Direction),
-		slog.Int("resultCode", e.Result.Code),
-		slog.Int("resultSubcode", e.Result.Subcode),
-		slog.String("key", e.Key()),
-	)
+	}
+	if e.State != "" {
+		attrs = append(attrs, slog.String("state", e.State))
+	}
+	if e.Direction != "" {
+		attrs = append(attrs, slog.String("direction", e.Direction))
+	}
+	if e.Result.Code != 0 || e.Result.Subcode != 0 {
+		attrs = append(attrs, slog.Int("resultCode", e.Result.Code), slog.Int("resultSubcode", e.Result.Subcode))
+	}
+	if e.Kind == KindOperation {
+		attrs = append(attrs, slog.String("operation", e.Operation.Type), slog.String("status", e.Operation.Status))
+	}
+	if e.Kind == KindRoster {
+		attrs = append(attrs, slog.Int("participants", len(e.Participants)))
+	}
+	attrs = append(attrs, slog.String("key", e.Key()[:16]))
+	return slog.GroupValue(attrs...)
 }
 
 // Graph's call states, in Graph's spelling.
@@ -202,8 +239,8 @@ func canonicalState(s string) string {
 	return s
 }
 
-// Result codes that say how a call ended. Graph's resultInfo.code carries SIP-like
-// statuses; these are the ones that separate a refusal from no answer.
+// Result codes that say how a call ended. resultInfo.code carries SIP-like statuses;
+// these are the ones that separate a refusal from no answer.
 var (
 	declineCodes  = map[int]bool{603: true, 486: true} // Decline; Busy Here
 	noAnswerCodes = map[int]bool{408: true, 480: true, 487: true}
@@ -233,7 +270,7 @@ func classify(ct ChangeType, state string, r Result) Kind {
 	case "establishing", "ringing":
 		return KindRinging
 	case "established":
-		if r.Code >= 400 {
+		if r.Failed() {
 			return KindTransferFailed
 		}
 		return KindAnswered

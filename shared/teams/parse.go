@@ -2,8 +2,6 @@ package teams
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,50 +11,37 @@ import (
 	"github.com/teamscc/teamscc/shared/fault"
 )
 
-// ErrClientState means a notification of the batch carried no clientState or not the
-// expected one. The whole batch is refused.
-var ErrClientState = errors.New("teams: clientState missing or not the expected one")
+// ErrLegacy means the body is the legacy-format first callback of an incoming call
+// (a JSON object without Graph's "value" array). The platform sends the call again in
+// Graph's format when the webhook answers 204 No Content.
+var ErrLegacy = errors.New("teams: legacy-format callback")
 
-// MaxClientStateLen is Graph's limit on a subscription's clientState.
-const MaxClientStateLen = 128
-
-// Parse reads a notification body ({"value":[...]}), checks the clientState of every
-// notification against expected, and returns the call events it carries, in order.
+// Parse reads an authenticated notification body ({"value":[...]}) and returns the
+// events it carries, in order.
 //
-// Errors, in the order they are checked:
-//   - the body is not a JSON object with a "value" array: *fault.FieldError ("body" or
-//     "value");
-//   - any notification lacks clientState or has another one: ErrClientState, and no
-//     events at all. The check takes the same time whatever the values (SHA-256 of both
-//     sides, compared with crypto/subtle), and happens before any other field is looked
-//     at, so an unauthenticated caller learns nothing about validation;
-//   - a field is missing or has a wrong type: *fault.FieldError naming it, e.g.
-//     "value[2].resourceData.id: required".
-//
-// Lifecycle notifications (lifecycleEvent set) and notifications about something other
-// than a call (participants, operations, another resource type) are authenticated and
-// then skipped: they yield no event. An empty expected clientState matches nothing.
-func Parse(body []byte, expected string) ([]Event, error) {
-	events, _, err := parse(body, expected)
+// Errors: the body is not a JSON object: *fault.FieldError on "body"; a JSON object
+// without "value": ErrLegacy; "value" not a non-empty array, or an item with a missing
+// field or a wrong type: *fault.FieldError naming it, e.g.
+// "value[2].resourceData.id: required". Lifecycle notifications and notifications
+// about something other than a call, its participants or its operations (content
+// sharing, audio routing groups, another resource type) yield no event.
+func Parse(body []byte) ([]Event, error) {
+	events, _, err := parse(body)
 	return events, err
 }
 
-// notification is one item of "value", in either shape.
+// notification is one item of "value".
 type notification struct {
 	ODataType      string          `json:"@odata.type"`
-	ID             string          `json:"id"`
-	SubscriptionID string          `json:"subscriptionId"`
-	ClientState    string          `json:"clientState"`
 	ChangeType     string          `json:"changeType"`
 	Resource       string          `json:"resource"`
 	ResourceURL    string          `json:"resourceUrl"`
 	ResourceData   json.RawMessage `json:"resourceData"`
-	TenantID       string          `json:"tenantId"`
 	LifecycleEvent string          `json:"lifecycleEvent"`
 }
 
-// callResource is the part of Graph's call resource that routing reads. Display names
-// are not decoded: they are customer data we have no use for.
+// callResource is the part of Graph's call resource the controller reads. Display
+// names are not decoded: they are customer data we have no use for.
 type callResource struct {
 	ODataType         string            `json:"@odata.type"`
 	ODataID           string            `json:"@odata.id"`
@@ -64,7 +49,6 @@ type callResource struct {
 	ID                string            `json:"id"`
 	State             *string           `json:"state"`
 	Direction         string            `json:"direction"`
-	TenantID          string            `json:"tenantId"`
 	Source            *participantInfo  `json:"source"`
 	Targets           []participantInfo `json:"targets"`
 	ResultInfo        *resultInfo       `json:"resultInfo"`
@@ -83,8 +67,7 @@ type identitySet struct {
 }
 
 type identity struct {
-	ID       string `json:"id"`
-	TenantID string `json:"tenantId"`
+	ID string `json:"id"`
 }
 
 // resultInfo: Graph spells the subcode both "subcode" and "subCode"; encoding/json
@@ -94,52 +77,53 @@ type resultInfo struct {
 	Subcode int `json:"subcode"`
 }
 
-const callODataType = "#microsoft.graph.call"
+type participantResource struct {
+	ODataType string          `json:"@odata.type"`
+	ID        string          `json:"id"`
+	Info      participantInfo `json:"info"`
+}
+
+type operationResource struct {
+	ODataType     string      `json:"@odata.type"`
+	ID            string      `json:"id"`
+	Status        string      `json:"status"`
+	ClientContext string      `json:"clientContext"`
+	ResultInfo    *resultInfo `json:"resultInfo"`
+}
+
+const (
+	callODataType   = "#microsoft.graph.call"
+	graphTypePrefix = "#microsoft.graph."
+)
 
 // parse is Parse that also counts the notifications it skipped.
-func parse(body []byte, expected string) (events []Event, skipped int, err error) {
-	var env struct {
-		Value json.RawMessage `json:"value"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
+func parse(body []byte) (events []Event, skipped int, err error) {
+	var env map[string]json.RawMessage
+	if err := json.Unmarshal(body, &env); err != nil || env == nil {
 		return nil, 0, fault.Invalid("body", "must be a JSON object {\"value\":[...]}")
 	}
-	if v := bytes.TrimSpace(env.Value); len(v) == 0 || v[0] != '[' {
+	raw, ok := env["value"]
+	if !ok {
+		return nil, 0, ErrLegacy
+	}
+	if v := bytes.TrimSpace(raw); len(v) == 0 || v[0] != '[' {
 		return nil, 0, fault.Invalid("value", "required: an array of notifications")
 	}
 	var items []json.RawMessage
-	if err := json.Unmarshal(env.Value, &items); err != nil {
+	if err := json.Unmarshal(raw, &items); err != nil {
 		return nil, 0, fault.Invalid("value", "must be an array of notifications")
 	}
 	if len(items) == 0 {
 		return nil, 0, fault.Invalid("value", "must hold at least one notification")
 	}
-
-	// Decode every item (a type error leaves the other fields filled in), then
-	// authenticate all of them before reporting anything else.
-	ns := make([]notification, len(items))
-	decodeErrs := make([]error, len(items))
-	for i, raw := range items {
-		decodeErrs[i] = json.Unmarshal(raw, &ns[i])
-	}
-	want := sha256.Sum256([]byte(expected))
-	ok := 1
-	for i := range ns {
-		got := sha256.Sum256([]byte(ns[i].ClientState))
-		// Every item is compared, mismatch or not: the time taken does not say which.
-		ok &= subtle.ConstantTimeCompare(got[:], want[:]) & boolInt(ns[i].ClientState != "")
-	}
-	if ok != 1 || expected == "" {
-		return nil, 0, ErrClientState
-	}
-
-	events = make([]Event, 0, len(ns))
-	for i := range ns {
+	events = make([]Event, 0, len(items))
+	for i, it := range items {
 		at := "value[" + strconv.Itoa(i) + "]"
-		if err := decodeErrs[i]; err != nil {
+		var n notification
+		if err := json.Unmarshal(it, &n); err != nil {
 			return nil, 0, typeError(at, err)
 		}
-		ev, skip, err := toEvent(at, &ns[i])
+		ev, skip, err := toEvent(at, &n)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -152,14 +136,7 @@ func parse(body []byte, expected string) (events []Event, skipped int, err error
 	return events, skipped, nil
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// toEvent turns one authenticated notification into an Event, or says to skip it.
+// toEvent turns one notification into an Event, or says to skip it.
 func toEvent(at string, n *notification) (Event, bool, error) {
 	if n.LifecycleEvent != "" {
 		return Event{}, true, nil
@@ -172,17 +149,27 @@ func toEvent(at string, n *notification) (Event, bool, error) {
 	default:
 		return Event{}, false, fault.Invalid(at+".changeType", "must be created, updated or deleted")
 	}
-	resource := n.Resource
+	resource := n.ResourceURL
 	if resource == "" {
-		resource = n.ResourceURL
+		resource = n.Resource
 	}
 	pathID, sub := callPath(resource)
-	if sub {
-		return Event{}, true, nil // a call's participants, operations, ...
-	}
 	data := bytes.TrimSpace(n.ResourceData)
 	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
-		return Event{}, false, fault.Invalid(at+".resourceData", "required")
+		if sub == "" && pathID != "" && ct == Deleted {
+			data = []byte("{}") // a deleted call without data: ended
+		} else {
+			return Event{}, false, fault.Invalid(at+".resourceData", "required")
+		}
+	}
+	lsub := strings.ToLower(sub)
+	switch {
+	case strings.HasPrefix(lsub, "participants"):
+		return rosterEvent(at, ct, pathID, data)
+	case strings.HasPrefix(lsub, "operations"):
+		return operationEvent(at, ct, pathID, sub, data)
+	case sub != "":
+		return Event{}, true, nil // content sharing, audio routing groups, ...
 	}
 	if data[0] != '{' {
 		if pathID == "" {
@@ -194,29 +181,24 @@ func toEvent(at string, n *notification) (Event, bool, error) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return Event{}, false, typeError(at+".resourceData", err)
 	}
+	if strings.HasSuffix(strings.ToLower(c.ODataType), "operation") {
+		return operationEvent(at, ct, pathID, "operations", data)
+	}
 	if c.ODataType != "" && !strings.EqualFold(c.ODataType, callODataType) {
 		return Event{}, true, nil
-	}
-	if pathID == "" && resource != "" && !isCallsCollection(resource) {
-		return Event{}, true, nil // a subscription on another resource
 	}
 	if pathID == "" {
 		pathID, _ = callPath(c.ODataID)
 	}
-	ev := Event{
-		CallID:         c.ID,
-		ChangeType:     ct,
-		Direction:      strings.ToLower(c.Direction),
-		NotificationID: n.ID,
-		SubscriptionID: n.SubscriptionID,
-		Sequence:       c.ETag,
-		TenantID:       n.TenantID,
-	}
+	ev := Event{CallID: c.ID, ChangeType: ct, Direction: strings.ToLower(c.Direction), Sequence: c.ETag}
 	if ev.CallID == "" {
 		ev.CallID = pathID
 	}
 	if ev.CallID == "" {
 		return Event{}, false, fault.Invalid(at+".resourceData.id", "required")
+	}
+	if err := CheckCallID(at+".resourceData.id", ev.CallID); err != nil {
+		return Event{}, false, err
 	}
 	if c.State != nil {
 		ev.State = canonicalState(*c.State)
@@ -228,39 +210,83 @@ func toEvent(at string, n *notification) (Event, bool, error) {
 		ev.Result.Code, ev.Result.Subcode = c.ResultInfo.Code, c.ResultInfo.Subcode
 	}
 	ev.Result.TerminationReason = c.TerminationReason
-
-	if ev.Direction == "outgoing" {
-		// Our offer leg to an agent: we (the service) are the source, the agent a target.
-		if c.Source != nil {
-			ev.Target, _ = service(c.Source.Identity)
+	if c.Source != nil {
+		ev.Source = party(c.Source.Identity)
+	}
+	for _, t := range c.Targets {
+		if ev.Target.IsZero() {
+			ev.Target = party(t.Identity)
 		}
-		for _, t := range c.Targets {
-			if t.Identity.User != nil && t.Identity.User.ID != "" {
-				ev.Agent = t.Identity.User.ID
-				break
-			}
-		}
-	} else {
-		for _, t := range c.Targets {
-			if p, tenant := service(t.Identity); !p.IsZero() {
-				ev.Target = p
-				if ev.TenantID == "" {
-					ev.TenantID = tenant
-				}
-				break
-			}
+		if ev.Agent == "" && t.Identity.User != nil {
+			ev.Agent = t.Identity.User.ID
 		}
 	}
-	if ev.TenantID == "" {
-		ev.TenantID = c.TenantID
+	if ev.Direction != "outgoing" {
+		ev.Agent = ""
 	}
 	ev.Kind = classify(ct, ev.State, ev.Result)
 	return ev, false, nil
 }
 
-// service picks the identity that names a service within one identitySet, most
-// specific first, with its tenant id.
-func service(s identitySet) (Party, string) {
+// rosterEvent reads a participants notification: resourceData is an array of
+// participants (or one participant).
+func rosterEvent(at string, ct ChangeType, callID string, data []byte) (Event, bool, error) {
+	if callID == "" {
+		return Event{}, false, fault.Invalid(at+".resourceUrl", "must name a call")
+	}
+	var ps []participantResource
+	switch data[0] {
+	case '[':
+		if err := json.Unmarshal(data, &ps); err != nil {
+			return Event{}, false, typeError(at+".resourceData", err)
+		}
+	case '{':
+		var p participantResource
+		if err := json.Unmarshal(data, &p); err != nil {
+			return Event{}, false, typeError(at+".resourceData", err)
+		}
+		ps = append(ps, p)
+	default:
+		return Event{}, false, fault.Invalid(at+".resourceData", "must be an array of participants")
+	}
+	ev := Event{Kind: KindRoster, CallID: callID, ChangeType: ct, Participants: make([]Participant, 0, len(ps))}
+	for _, p := range ps {
+		ev.Participants = append(ev.Participants, Participant{ID: p.ID, Party: party(p.Info.Identity)})
+	}
+	return ev, false, nil
+}
+
+// operationEvent reads a commsOperation notification.
+func operationEvent(at string, ct ChangeType, callID, sub string, data []byte) (Event, bool, error) {
+	if callID == "" {
+		return Event{}, false, fault.Invalid(at+".resourceUrl", "must name a call")
+	}
+	if data[0] != '{' {
+		return Event{}, false, fault.Invalid(at+".resourceData", "must be an operation object")
+	}
+	var o operationResource
+	if err := json.Unmarshal(data, &o); err != nil {
+		return Event{}, false, typeError(at+".resourceData", err)
+	}
+	op := Operation{ID: o.ID, Status: strings.ToLower(o.Status), ClientContext: o.ClientContext}
+	if op.ID == "" {
+		_, op.ID, _ = strings.Cut(sub, "/")
+	}
+	if len(o.ODataType) > len(graphTypePrefix) && strings.EqualFold(o.ODataType[:len(graphTypePrefix)], graphTypePrefix) {
+		op.Type = o.ODataType[len(graphTypePrefix):]
+	}
+	if o.ResultInfo != nil {
+		op.Result.Code, op.Result.Subcode = o.ResultInfo.Code, o.ResultInfo.Subcode
+	}
+	if op.Status == "" {
+		return Event{}, false, fault.Invalid(at+".resourceData.status", "required")
+	}
+	return Event{Kind: KindOperation, CallID: callID, ChangeType: ct, Operation: op}, false, nil
+}
+
+// party picks the identity that names a party within one identitySet, most specific
+// first.
+func party(s identitySet) Party {
 	for _, c := range []struct {
 		kind PartyKind
 		id   *identity
@@ -271,45 +297,49 @@ func service(s identitySet) (Party, string) {
 		{PartyUser, s.User},
 	} {
 		if c.id != nil && c.id.ID != "" {
-			return Party{Kind: c.kind, ID: c.id.ID}, c.id.TenantID
+			return Party{Kind: c.kind, ID: c.id.ID}
 		}
 	}
-	return Party{}, ""
+	return Party{}
+}
+
+// MaxCallIDLen bounds a call id; platform ids are GUIDs or 32 hex digits.
+const MaxCallIDLen = 256
+
+// CheckCallID refuses call ids that cannot be keys or path segments.
+func CheckCallID(field, id string) error {
+	if len(id) > MaxCallIDLen {
+		return fault.Invalid(field, fmt.Sprintf("at most %d characters", MaxCallIDLen))
+	}
+	if strings.ContainsAny(id, "/\\#?'\"") || strings.ContainsFunc(id, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return fault.Invalid(field, "must not contain / \\ # ? quotes or control characters")
+	}
+	return nil
 }
 
 // callPath reads a call id from a resource path: "communications/calls/{id}",
-// "/communications/calls/{id}", "/app/calls/{id}" or "communications/calls('{id}')".
-// sub reports a path below a call ("/communications/calls/{id}/participants").
-func callPath(p string) (id string, sub bool) {
+// "/communications/calls/{id}", "/app/calls/{id}" or "communications/calls('{id}')";
+// sub is what follows the id ("participants", "operations/{opId}", "" for the call).
+func callPath(p string) (id, sub string) {
 	p = strings.Trim(p, "/")
 	i := strings.Index(strings.ToLower(p), "calls")
 	if i < 0 || (i > 0 && p[i-1] != '/') {
-		return "", false
+		return "", ""
 	}
 	rest := p[i+len("calls"):]
 	switch {
 	case strings.HasPrefix(rest, "('"):
 		end := strings.Index(rest, "')")
 		if end < 0 {
-			return "", false
+			return "", ""
 		}
 		id, rest = rest[2:end], rest[end+2:]
 	case strings.HasPrefix(rest, "/"):
-		rest = rest[1:]
-		id, rest, _ = strings.Cut(rest, "/")
-		if rest != "" {
-			rest = "/" + rest
-		}
+		id, rest, _ = strings.Cut(rest[1:], "/")
 	default:
-		return "", false
+		return "", ""
 	}
-	return id, strings.Trim(rest, "/") != ""
-}
-
-// isCallsCollection reports a subscription resource naming the calls collection itself.
-func isCallsCollection(p string) bool {
-	p = strings.ToLower(strings.Trim(p, "/"))
-	return p == "communications/calls" || p == "app/calls"
+	return id, strings.Trim(rest, "/")
 }
 
 // typeError names the field a JSON type error is about, under prefix.
