@@ -130,6 +130,17 @@ type callsApp struct {
 // every agent Available; opts adjusts the fake calling platform.
 func newCallsApp(t testing.TB, opts graph.CallingOptions) *callsApp {
 	t.Helper()
+	return newCallsAppWith(t, opts, nil)
+}
+
+// newCallsAppTuned is newCallsApp with the app's dependencies adjusted by tune.
+func newCallsAppTuned(t testing.TB, tune func(*deps)) *callsApp {
+	t.Helper()
+	return newCallsAppWith(t, graph.CallingOptions{}, tune)
+}
+
+func newCallsAppWith(t testing.TB, opts graph.CallingOptions, tune func(*deps)) *callsApp {
+	t.Helper()
 	ctx := context.Background()
 	s := inmem.New()
 	if err := simulate.Seed(ctx, s, s, time.Now()); err != nil {
@@ -151,7 +162,9 @@ func newCallsApp(t testing.TB, opts graph.CallingOptions) *callsApp {
 	webhook := srv.URL + "/api/teams/notifications"
 	opts.BotAppID, opts.Webhook = testBotAppID, webhook
 	a.fake.EnableCalling(opts)
-	platform, err := graph.New(a.fake.Options(testBotAppID))
+	gopts := a.fake.Options(testBotAppID)
+	gopts.MaxRetries, gopts.MaxRetryWait = 1, 10*time.Millisecond // a failed request fails fast
+	platform, err := graph.New(gopts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,9 +176,12 @@ func newCallsApp(t testing.TB, opts graph.CallingOptions) *callsApp {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app = newApp(cfg, deps{tenants: s, secrets: s, presences: s, parked: s, userStates: s, interact: s, routes: s, sender: a.bus, audit: s,
-		calls: s, platform: platform, callAuth: callingAuth{v}, admin: localAdmin(s), reader: simulate.NewReader(nil), now: clk.Now},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d := deps{tenants: s, secrets: s, presences: s, parked: s, userStates: s, interact: s, routes: s, sender: a.bus, audit: s,
+		calls: s, platform: platform, callAuth: callingAuth{v}, admin: localAdmin(s), reader: simulate.NewReader(nil), now: clk.Now}
+	if tune != nil {
+		tune(&d)
+	}
+	app = newApp(cfg, d, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	return a
 }
 
@@ -211,9 +227,11 @@ func (a *callsApp) settle(t testing.TB) {
 	t.Fatal("the app never settled")
 }
 
-// advance moves the clock and settles (scheduled kicks that became due run).
+// advance settles, moves the clock and settles again (scheduled kicks that became
+// due run).
 func (a *callsApp) advance(t testing.TB, d time.Duration) {
 	t.Helper()
+	a.settle(t)
 	a.clk.Advance(d)
 	a.settle(t)
 }

@@ -63,16 +63,13 @@ func TestUserStateReportFollowsACallOverHTTP(t *testing.T) {
 	}
 	a.trackUserStates(t, true)
 	id := a.fake.PlaceCall(simulate.ContosoID, caller, salesLine)
-	a.settle(t)
-	must(t, a.fake.FinishPrompt(id))
 	a.advance(t, time.Second)
+	must(t, a.fake.FinishPrompt(id)) // the agent rings from here
+	a.advance(t, 2*time.Second)
 	agent, leg := a.ringingLeg(t, simulate.ContosoID, id)
-	a.clk.Advance(2 * time.Second)
 	must(t, a.fake.Answer(leg))
-	a.settle(t)
 	a.advance(t, 30*time.Second)
 	must(t, a.fake.HangUp(id, caller))
-	a.settle(t)
 	a.advance(t, 5*time.Second)
 	if status, b, _ := a.do(t, "POST", c+"/agents/"+agent+"/acw", `{"action":"end"}`); status != 200 {
 		t.Fatalf("end ACW: %d %s", status, b)

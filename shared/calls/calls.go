@@ -94,12 +94,16 @@ const (
 	LegRinging   LegState = "Ringing"   // the agent's Teams rings
 	LegJoining   LegState = "Joining"   // the agent accepted; being joined into the call
 	LegJoined    LegState = "Joined"    // the agent is in the call (the leg was replaced)
-	LegCancelled LegState = "Cancelled" // we hung it up (ring timeout, another agent won, caller gone)
+	LegCancelled LegState = "Cancelled" // we hung it up (ring timeout, another agent won, caller gone); not confirmed yet
 	LegEnded     LegState = "Ended"     // over (declined, no answer, unreachable, replaced)
 )
 
 // Live reports whether the leg may still ring or carry the agent.
 func (s LegState) Live() bool { return s == LegDialing || s == LegRinging || s == LegJoining }
+
+// pending reports whether the leg may still be up at the platform: live, or hung up
+// by us without the platform having confirmed it yet.
+func (l *Leg) pending() bool { return l.State.Live() || (l.State == LegCancelled && l.CallID != "") }
 
 // Leg is one offer leg: an outgoing call from the service to one agent for one offer
 // attempt of the call's task.
@@ -161,8 +165,8 @@ const MaxSteps = 120
 // calls of one outbound task.
 type Call struct {
 	TenantID string `json:"tenantId"`
-	// ID is the key: the caller's platform call id (inbound) or "o-" + the outbound
-	// task's id (outbound).
+	// ID is the key: the caller's platform call id (inbound) or the outbound task's
+	// routing task id (outbound).
 	ID string `json:"id"`
 	// GraphID is the platform call id of the customer's call: the caller's call
 	// (inbound, = ID) or the call placed to the customer (outbound, once placed).

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/teamscc/teamscc/shared/fault"
@@ -100,6 +101,8 @@ type Controller struct {
 	storeBudget, backgroundWrite time.Duration
 	bg                           sync.WaitGroup // background writes of answered calls
 	writing                      sync.Map       // tenant + "/" + key → chan struct{}: a first write still under way
+	answered                     sync.Map       // tenant + "/" + key → time.Time: answers this instance sent
+	answeredN                    atomic.Int64
 }
 
 var _ routing.CallControl = (*Controller)(nil)
@@ -248,9 +251,9 @@ func (x *Call) reschedule(now time.Time) {
 			consider(x.KeepAliveAt)
 		}
 	}
-	for _, l := range x.Legs {
-		if l.State.Live() {
-			consider(l.Deadline)
+	for i := range x.Legs {
+		if x.Legs[i].pending() {
+			consider(x.Legs[i].Deadline)
 		}
 	}
 	if !x.Open() && next.IsZero() {
@@ -260,12 +263,19 @@ func (x *Call) reschedule(now time.Time) {
 }
 
 func (x *Call) hasLiveLegs() bool {
-	for _, l := range x.Legs {
-		if l.State.Live() {
+	for i := range x.Legs {
+		if x.Legs[i].pending() {
 			return true
 		}
 	}
 	return false
+}
+
+// cancelLeg marks a leg hung up by us; until the platform confirms, the reconciler
+// hangs it up again after LegGrace.
+func (x *Call) cancelLeg(l *Leg, now time.Time, what, why string) {
+	l.State, l.At, l.Deadline = LegCancelled, now, now.Add(LegGrace)
+	x.step(now, what, l.AgentID, why)
 }
 
 // end closes the call; a connected agent goes to after-call work (routing decides

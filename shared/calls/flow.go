@@ -249,8 +249,7 @@ func (c *Controller) cancelLegs(x *Call, p *plan, now time.Time, why string) {
 		if l.State != LegDialing && l.State != LegRinging {
 			continue
 		}
-		l.State, l.At = LegCancelled, now
-		x.step(now, "ringingStopped", l.AgentID, why)
+		x.cancelLeg(l, now, "ringingStopped", why)
 		c.hangUpLeg(x.TenantID, l.CallID, p)
 	}
 }

@@ -77,14 +77,19 @@ func (c *Controller) incoming(ctx context.Context, tenantID string, ev teams.Eve
 	stored, err := c.createWithin(ctx, call)
 	switch {
 	case errors.Is(err, fault.ErrConflict):
-		// The same incoming call again (a redelivery): act again only while the
-		// answer may not have reached the platform.
-		if stored.Phase != PhaseAnswering {
-			return nil
+		// The same incoming call again (a redelivery): answer again only while the
+		// answer may not have reached the platform; a refusal then only says the
+		// first answer did.
+		if _, sent := c.answered.Load(tenantID + "/" + call.ID); stored.Phase == PhaseAnswering && !sent {
+			if err := act.do(ctx); err != nil {
+				log.Debug("incoming call redelivered: answer again refused", "tenant", tenantID, "call", ref(call.ID), "err", err)
+			}
 		}
+		return nil
 	case err != nil:
 		return err
 	}
+	c.noteAnswered(tenantID+"/"+call.ID, time.Now())
 	if err := act.do(ctx); err != nil {
 		if errors.Is(err, fault.ErrNotFound) || fault.IsPermanent(err) {
 			// The call is gone or cannot be answered: close it.
@@ -195,4 +200,20 @@ func (c *Controller) createWithin(ctx context.Context, call Call) (Call, error) 
 		}
 	}
 	return got, gotErr
+}
+
+// noteAnswered remembers that this instance answered a call, so a redelivery of its
+// incoming notification does not answer it twice (another instance, after a crash of
+// this one, answers again: the platform refuses a second answer of a call it saw
+// answered). Entries older than a minute are dropped.
+func (c *Controller) noteAnswered(key string, now time.Time) {
+	c.answered.Store(key, now)
+	if c.answeredN.Add(1)%256 == 0 {
+		c.answered.Range(func(k, v any) bool {
+			if now.Sub(v.(time.Time)) > time.Minute {
+				c.answered.Delete(k)
+			}
+			return true
+		})
+	}
 }

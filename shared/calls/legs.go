@@ -13,13 +13,12 @@ import (
 	"github.com/teamscc/teamscc/shared/teams"
 )
 
-// OutboundKey is the call key of an outbound task.
-func OutboundKey(taskID string) string { return "o-" + taskID }
-
-// keyOf is the key of the call a task belongs to ("" when it has none).
+// keyOf is the key of the call a task belongs to ("" when it has none): the
+// caller's call id, or an outbound task's routing task id (never a platform call id:
+// those are GUIDs, and outbound routing tasks are "ob-" + the outbound task's id).
 func keyOf(t routing.Task) string {
 	if t.Outbound != nil {
-		return OutboundKey(t.ID)
+		return t.ID
 	}
 	return t.CallID
 }
@@ -137,8 +136,7 @@ func (c *Controller) StopRinging(ctx context.Context, t routing.Task, agents []s
 			if l.TaskID != t.ID || !slices.Contains(agents, l.AgentID) || (l.State != LegDialing && l.State != LegRinging) {
 				continue
 			}
-			l.State, l.At = LegCancelled, now
-			x.step(now, "ringingStopped", l.AgentID, why)
+			x.cancelLeg(l, now, "ringingStopped", why)
 			c.hangUpLeg(x.TenantID, l.CallID, p)
 			n++
 		}
@@ -200,7 +198,14 @@ func (c *Controller) legEvent(ctx context.Context, tenantID, key string, n int, 
 	}
 	l := x.Legs[n]
 	if l.CallID != "" && ev.CallID != "" && !strings.EqualFold(l.CallID, ev.CallID) {
-		return nil // not this leg's call
+		// A second call for the same leg (a create the platform served twice): it
+		// must not ring on.
+		if !ev.Kind.Ended() {
+			if err := c.platform.HangUp(ctx, tenantID, ev.CallID); err != nil && !errors.Is(err, fault.ErrNotFound) {
+				return fmt.Errorf("hang up a stray leg: %w", err)
+			}
+		}
+		return nil
 	}
 	if x.Direction == Outbound && x.GraphID != "" && strings.EqualFold(x.GraphID, ev.CallID) {
 		return c.callEvent(ctx, tenantID, key, ev) // the agent's leg became the customer's call
@@ -267,8 +272,7 @@ func (c *Controller) legAnswered(ctx context.Context, tenantID, key string, n in
 			return errSkip
 		}
 		if refused || !x.Open() {
-			l.State, l.At = LegCancelled, now
-			x.step(now, "answeredTooLate", l.AgentID, "")
+			x.cancelLeg(l, now, "answeredTooLate", "")
 			c.hangUpLeg(x.TenantID, l.CallID, p)
 			return nil
 		}

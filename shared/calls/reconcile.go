@@ -94,33 +94,13 @@ func (c *Controller) reconcile(ctx context.Context, x Call, now time.Time) (Reco
 	var res ReconcileResult
 	tid, key := x.TenantID, x.ID
 	log := c.log(ctx).With("tenant", tid, "service", x.ServiceID, "call", ref(key), "phase", string(x.Phase))
-	overdue := false
-	for _, l := range x.Legs {
-		if (l.State == LegDialing || l.State == LegRinging) && !l.Deadline.After(now) {
-			overdue = true
-		}
+	n, err := c.reconcileLegs(ctx, x, now)
+	res.LegsHungUp = n
+	if err != nil {
+		return res, err
 	}
-	if overdue {
-		_, err := c.update(ctx, tid, key, func(y *Call, p *plan) error {
-			res.LegsHungUp = 0
-			for i := range y.Legs {
-				l := &y.Legs[i]
-				if (l.State == LegDialing || l.State == LegRinging) && !l.Deadline.After(now) {
-					l.State, l.At = LegCancelled, now
-					y.step(now, "ringingStopped", l.AgentID, "overdue")
-					c.hangUpLeg(y.TenantID, l.CallID, p)
-					res.LegsHungUp++
-				}
-			}
-			if res.LegsHungUp == 0 {
-				return errSkip
-			}
-			return nil
-		})
-		if err != nil {
-			return res, fmt.Errorf("hang up overdue legs: %w", err)
-		}
-		log.Info("offer legs left ringing were hung up", "legs", res.LegsHungUp)
+	if n > 0 {
+		log.Info("offer legs left ringing were hung up", "legs", n)
 	}
 	if !x.Open() {
 		return res, nil
@@ -311,4 +291,51 @@ func (c *Controller) giveUpDialing(ctx context.Context, x Call, now time.Time) e
 	}
 	c.finishTask(ctx, call, routing.NotReached)
 	return nil
+}
+
+// reconcileLegs hangs up legs past their deadline: still ringing (their offer is
+// long over), or hung up before without the platform confirming it. A hang-up the
+// platform accepts, or a leg it no longer knows, ends the leg.
+func (c *Controller) reconcileLegs(ctx context.Context, x Call, now time.Time) (int, error) {
+	var due []int
+	for i := range x.Legs {
+		if l := &x.Legs[i]; l.pending() && l.State != LegJoining && !l.Deadline.After(now) {
+			due = append(due, i)
+		}
+	}
+	if len(due) == 0 {
+		return 0, nil
+	}
+	if _, err := c.update(ctx, x.TenantID, x.ID, func(y *Call, _ *plan) error {
+		for _, i := range due {
+			if l := &y.Legs[i]; l.State == LegDialing || l.State == LegRinging {
+				y.cancelLeg(l, now, "ringingStopped", "overdue")
+			}
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("cancel overdue legs: %w", err)
+	}
+	var done []int
+	for _, i := range due {
+		id := x.Legs[i].CallID
+		if id == "" {
+			continue
+		}
+		if err := c.platform.HangUp(ctx, x.TenantID, id); err == nil || errors.Is(err, fault.ErrNotFound) {
+			done = append(done, i)
+		}
+	}
+	if len(done) == 0 {
+		return 0, nil
+	}
+	_, err := c.update(ctx, x.TenantID, x.ID, func(y *Call, _ *plan) error {
+		for _, i := range done {
+			if y.Legs[i].State == LegCancelled {
+				y.Legs[i].State, y.Legs[i].At = LegEnded, now
+			}
+		}
+		return nil
+	})
+	return len(done), err
 }

@@ -770,6 +770,16 @@ func (f *Fake) PlaceCall(tenantID string, from, to calls.Party) string {
 	return call.id
 }
 
+// AdoptCall makes the platform know an incoming call it did not announce itself (a
+// test posts the notification, e.g. a body from the Graph docs).
+func (f *Fake) AdoptCall(tenantID, callID string, from, to calls.Party) {
+	fc := f.calling
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.calls[callID] = &fakeCall{id: callID, tenant: tenantID, callback: fc.opts.Webhook, direction: "incoming", state: "incoming",
+		source: from, target: to, announced: time.Now(), participants: []fakeParticipant{{id: newID(), party: from}}}
+}
+
 // ringing finds a ringing outgoing call or invitation by id (mu held).
 func (fc *fakeCalling) ringing(id string) (*fakeCall, *fakeInvite) {
 	if inv := fc.invites[id]; inv != nil {
