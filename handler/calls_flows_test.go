@@ -40,8 +40,9 @@ func (a *callsApp) ops() []string {
 	return out
 }
 
-// Broadcast rings three agents at once; the first to answer is connected, the other
-// legs stop ringing; a second answer that arrives after the first changes nothing.
+// Broadcast rings three agents at once; two answer at almost the same moment (their
+// notifications race): exactly one of them is connected, the other two legs stop
+// ringing and their agents are free again, without RONA.
 func TestBroadcastFirstAnswerWinsAndTheOthersStopRinging(t *testing.T) {
 	a := newCallsApp(t, graph.CallingOptions{})
 	tid := simulate.FabrikamID
@@ -58,10 +59,11 @@ func TestBroadcastFirstAnswerWinsAndTheOthersStopRinging(t *testing.T) {
 	must(t, a.fake.Answer(x.Legs[2].CallID))
 	a.settle(t)
 	x = a.call(t, tid, id)
-	if x.Phase != calls.PhaseConnected || x.Agent != x.Legs[1].AgentID {
-		t.Fatalf("the first to answer is not the one connected: %+v", x)
+	won := slices.IndexFunc(x.Legs, func(l calls.Leg) bool { return l.AgentID == x.Agent })
+	if x.Phase != calls.PhaseConnected || (won != 1 && won != 2) {
+		t.Fatalf("not one of those who answered is connected: %+v", x)
 	}
-	for _, n := range []int{0, 2} {
+	for _, n := range []int{0, 3 - won} {
 		if v, _ := a.fake.CallView(x.Legs[n].CallID); v.State != "terminated" {
 			t.Errorf("leg %d still up: %+v", n, v)
 		}
@@ -70,7 +72,7 @@ func TestBroadcastFirstAnswerWinsAndTheOthersStopRinging(t *testing.T) {
 		}
 	}
 	task := a.task(t, tid, "helpdesk", x.TaskID)
-	if task.State != routing.Connected || task.ConnectedAgent != x.Legs[1].AgentID {
+	if task.State != routing.Connected || task.ConnectedAgent != x.Agent {
 		t.Fatalf("task %+v", task)
 	}
 	if v, _ := a.fake.CallView(id); len(v.Participants) != 3 { // the app, the caller, one agent

@@ -158,13 +158,22 @@ type fakeCalling struct {
 	failTransfers bool
 	drop          func(Delivery) bool
 
-	queue   chan notice
-	pending atomic.Int64 // notifications queued or being delivered, requests being served
-	once    sync.Once
+	qmu     sync.Mutex            // guards queues and tokens; taken after mu, never before
+	queues  map[string]*callQueue // per call: its notifications in order
+	tokens  map[string]cachedToken
+	pending atomic.Int64          // notifications queued or being delivered, requests being served
+}
+
+// callQueue holds one call's notifications; one goroutine delivers them in order
+// while any are queued. Different calls are delivered concurrently, as the platform
+// does.
+type callQueue struct {
+	items   []notice
+	running bool
 }
 
 // EnableCalling configures the fake calling platform (calling it again replaces the
-// options) and starts delivering notifications.
+// options).
 func (f *Fake) EnableCalling(o CallingOptions) {
 	if o.Client == nil {
 		o.Client = &http.Client{Timeout: 20 * time.Second}
@@ -176,7 +185,6 @@ func (f *Fake) EnableCalling(o CallingOptions) {
 	fc.mu.Lock()
 	fc.opts = o
 	fc.mu.Unlock()
-	fc.once.Do(func() { go fc.deliver() })
 }
 
 func newFakeCalling(f *Fake) *fakeCalling {
@@ -185,7 +193,7 @@ func newFakeCalling(f *Fake) *fakeCalling {
 		panic(fmt.Sprintf("fake calling key: %v", err))
 	}
 	return &fakeCalling{f: f, key: key, calls: map[string]*fakeCall{}, invites: map[string]*fakeInvite{},
-		queue: make(chan notice, 4096)}
+		queues: map[string]*callQueue{}, tokens: map[string]cachedToken{}}
 }
 
 func (fc *fakeCalling) register(mux *http.ServeMux) {
@@ -566,7 +574,7 @@ func (fc *fakeCalling) behave(id string, callee calls.Party) {
 		case ActAnswer:
 			err = fc.f.Answer(id)
 			if err == nil && b.TalkFor > 0 {
-				time.AfterFunc(b.TalkFor, func() { _ = fc.f.HangUp(fc.callOf(id), callee) })
+				fc.talk(id, callee, b.TalkFor, 100)
 			}
 		case ActDecline:
 			err = fc.f.Decline(id)
@@ -576,6 +584,26 @@ func (fc *fakeCalling) behave(id string, callee calls.Party) {
 			err = fc.f.Unreachable(id)
 		}
 		_ = err // a call that ended meanwhile: nothing to do
+	})
+}
+
+// talk hangs callee up TalkFor after it joined the call it was rung for (an agent's
+// offer leg is joined into the caller's call); while it has not joined yet it waits,
+// up to tries times TalkFor.
+func (fc *fakeCalling) talk(id string, callee calls.Party, d time.Duration, tries int) {
+	time.AfterFunc(d, func() {
+		in := fc.callOf(id)
+		fc.mu.Lock()
+		c := fc.calls[in]
+		waiting := c != nil && c.state == "established" && in == id && c.direction == "outgoing" && c.target.Kind == calls.User
+		fc.mu.Unlock()
+		if waiting && tries > 0 {
+			fc.talk(id, callee, d, tries-1) // an agent's leg not joined yet
+			return
+		}
+		if c != nil {
+			_ = fc.f.HangUp(in, callee)
+		}
 	})
 }
 
@@ -1033,19 +1061,34 @@ func (fc *fakeCalling) notify(call *fakeCall, kind, detail, changeType, resource
 
 func (fc *fakeCalling) post(n notice) {
 	fc.pending.Add(1)
-	select {
-	case fc.queue <- n:
-	default:
-		fc.pending.Add(-1)
-		panic("fake calling: notification queue full")
+	fc.qmu.Lock()
+	defer fc.qmu.Unlock()
+	q := fc.queues[n.callID]
+	if q == nil {
+		q = &callQueue{}
+		fc.queues[n.callID] = q
+	}
+	q.items = append(q.items, n)
+	if !q.running {
+		q.running = true
+		go fc.drain(n.callID, q)
 	}
 }
 
-// deliver posts queued notifications one at a time, in order. A 5xx is retried
-// (twice, shortly after), as the platform retries; a legacy notification that is
-// answered 204 is followed by the queued Graph-format one.
-func (fc *fakeCalling) deliver() {
-	for n := range fc.queue {
+// drain posts one call's queued notifications, in order. A 5xx is retried (twice,
+// shortly after), as the platform retries.
+func (fc *fakeCalling) drain(id string, q *callQueue) {
+	for {
+		fc.qmu.Lock()
+		if len(q.items) == 0 {
+			q.running = false
+			delete(fc.queues, id)
+			fc.qmu.Unlock()
+			return
+		}
+		n := q.items[0]
+		q.items = q.items[1:]
+		fc.qmu.Unlock()
 		status := 0
 		for try := 0; try < 3; try++ {
 			status = fc.postOnce(n)
@@ -1059,6 +1102,24 @@ func (fc *fakeCalling) deliver() {
 		fc.mu.Unlock()
 		fc.pending.Add(-1)
 	}
+}
+
+// token is the notification token for a tenant, reused for ten minutes as a signed
+// token is reused by the platform.
+func (fc *fakeCalling) token(tenantID string) string {
+	fc.qmu.Lock()
+	defer fc.qmu.Unlock()
+	if t, ok := fc.tokens[tenantID]; ok && time.Since(t.at) < 10*time.Minute {
+		return t.tok
+	}
+	tok := fc.f.CallingToken(tenantID, nil)
+	fc.tokens[tenantID] = cachedToken{tok, time.Now()}
+	return tok
+}
+
+type cachedToken struct {
+	tok string
+	at  time.Time
 }
 
 func (fc *fakeCalling) postOnce(n notice) int {
@@ -1075,7 +1136,7 @@ func (fc *fakeCalling) postOnce(n notice) int {
 		return 0
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+fc.f.CallingToken(n.tenant, nil))
+	req.Header.Set("Authorization", "Bearer "+fc.token(n.tenant))
 	res, err := client.Do(req)
 	if err != nil {
 		return 0
