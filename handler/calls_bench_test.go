@@ -52,7 +52,9 @@ func (a *callsApp) pump(tb testing.TB, stop <-chan struct{}) *sync.WaitGroup {
 func BenchmarkCallsOverHTTP(b *testing.B) {
 	const inFlight = 8
 	a := newCallsApp(b, graph.CallingOptions{
-		Behave:       func(calls.Party) graph.Behaviour { return graph.Behaviour{Action: graph.ActAnswer, TalkFor: 20 * time.Millisecond} },
+		Behave: func(calls.Party) graph.Behaviour {
+			return graph.Behaviour{Action: graph.ActAnswer, TalkFor: 20 * time.Millisecond}
+		},
 		PromptLength: func(string) time.Duration { return time.Millisecond },
 	})
 	tid := simulate.ContosoID

@@ -304,10 +304,10 @@ func TestTransfers(t *testing.T) {
 		a.settle(t)
 		before := a.call(t, simulate.ContosoID, id)
 		for body, field := range map[string]string{
-			`{"phone":"12"}`:                       "phone",
-			`{"service":"sales"}`:                  "service",
+			`{"phone":"12"}`:                        "phone",
+			`{"service":"sales"}`:                   "service",
 			`{"service":"billing","phone":"+4930"}`: "service",
-			`{"queue":"billing"}`:                  "queue",
+			`{"queue":"billing"}`:                   "queue",
 		} {
 			status, b := postTB(t, a.base+"/api/tenants/"+simulate.ContosoID+"/calls/"+id+"/transfer", body)
 			if status != http.StatusBadRequest || !strings.Contains(b, `"field":"`+field+`"`) {

@@ -138,8 +138,8 @@ type deps struct {
 	outbound   outbound.Store // nil: taken from routes when that store implements it
 	userStates userstate.Store
 	calls      calls.Store
-	platform   calls.Platform      // Graph's call API; nil: calls not configured
-	callAuth   teams.Authenticator // the calling platform's tokens; nil: calls not configured
+	platform   calls.Platform       // Graph's call API; nil: calls not configured
+	callAuth   teams.Authenticator  // the calling platform's tokens; nil: calls not configured
 	tuneCalls  func(*calls.Options) // tests: shorter budgets
 }
 

@@ -161,7 +161,7 @@ type fakeCalling struct {
 	qmu     sync.Mutex            // guards queues and tokens; taken after mu, never before
 	queues  map[string]*callQueue // per call: its notifications in order
 	tokens  map[string]cachedToken
-	pending atomic.Int64          // notifications queued or being delivered, requests being served
+	pending atomic.Int64 // notifications queued or being delivered, requests being served
 }
 
 // callQueue holds one call's notifications; one goroutine delivers them in order
