@@ -23,7 +23,13 @@ bench: $(AZURITE)
 	$(GO) test -run '^$$' -bench Dispatch -benchmem ./shared/funchost/
 	$(GO) test -run '^$$' -bench SavePresences -benchmem ./shared/tables/
 	$(GO) test -run '^$$' -bench BenchmarkDecide -benchtime=200x -benchmem ./shared/routing/
-	$(GO) test -run '^$$' -bench 'BenchmarkKicksOverHTTP|BenchmarkInteract' -cpu 1 -benchtime 2s ./handler/
+	$(GO) test -run '^$$' -bench 'BenchmarkInteract' -cpu 1 -benchtime 2s ./handler/
+	$(GO) test -run '^$$' -bench 'BenchmarkKicksOverHTTP' -cpu 1 -benchtime 1000x ./handler/
+	$(GO) test -run '^$$' -bench 'BenchmarkCallsOverHTTP' -benchtime 2000x ./handler/
+	$(GO) test -run '^$$' -bench 'BenchmarkAnswerWithASlowStore' -benchtime 2x ./handler/
+	REQUIRE_AZURITE=1 $(GO) test -count=1 -v -run TestACallsTableStorageRequests ./shared/tables/ | grep 'table requests'
+	$(GO) test -run '^$$' -bench 'BenchmarkCallingVerify' -benchmem ./shared/entra/
+	$(GO) test -run '^$$' -bench 'BenchmarkParseIncomingCall' -benchmem ./shared/teams/
 	$(GO) test -run '^$$' -bench OutboundReserveAtTheCap -benchtime=2s ./shared/inmem/
 	REQUIRE_AZURITE=1 $(GO) test -run '^$$' -bench OutboundReserveAtTheCapAzurite -benchtime=3s ./shared/tables/
 	$(GO) test -run '^$$' -bench . -benchmem ./shared/userstate/

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -127,4 +128,41 @@ func BenchmarkAnswerWithASlowStore(b *testing.B) {
 		}
 	}
 	b.ReportMetric(total.Seconds()/float64(b.N), "s-to-answer")
+}
+
+// BenchmarkKicksOverHTTP: one decision per op — a call's task created in process (as
+// the call controller creates it once the call is queued) and its kick delivered to
+// RouteCall over HTTP with the host's envelope, on the embedded store, without a
+// calling platform (the decision is recorded, nobody is rung). The task is ended so
+// agents stay free.
+func BenchmarkKicksOverHTTP(b *testing.B) {
+	a := newCallsAppTuned(b, func(d *deps) { d.platform = nil })
+	ctx := b.Context()
+	tid := simulate.ContosoID
+	zero := 0
+	a.updateService(b, tid, "billing", func(s *routing.Service) { s.Distribution.ACW.Seconds = &zero })
+	e := routing.NewEngine(routing.Options{Store: a.store, Tenants: a.store, Presences: a.store, Sender: a.bus, Queue: "calls", Now: a.clk.Now})
+	i := 0
+	for b.Loop() {
+		i++
+		id := fmt.Sprintf("bench-%d", i)
+		if _, err := e.IncomingCall(ctx, routing.IncomingCall{TenantID: tid, ServiceID: "billing", CallID: id}); err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range a.bus.due() {
+			if status, body := postTB(b, a.base+"/"+queueFunctions[m.queue], sbEnvelope(string(m.m.Body), m.m.ID, 1)); status != http.StatusOK {
+				b.Fatalf("%d %s", status, body)
+			}
+		}
+		b.StopTimer()
+		if task, err := a.store.GetTask(ctx, tid, "billing", id); err != nil || task.State != routing.Offered {
+			b.Fatalf("not offered: %+v %v", task, err)
+		}
+		if _, err := e.CallStateChanged(ctx, routing.CallEvent{TenantID: tid, ServiceID: "billing", TaskID: id, Change: routing.Ended}); err != nil {
+			b.Fatal(err)
+		}
+		a.bus.due() // the ended call's kick is not part of the measure
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
 }

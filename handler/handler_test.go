@@ -234,6 +234,40 @@ func TestLocalRunnerRunsTheAppOnSimulatedTenants(t *testing.T) {
 		t.Errorf("bad UPN: %d %s", status, body)
 	}
 
+	// A simulated caller calls Contoso sales; simulated agents answer most offers
+	// within seconds (some decline or let it ring, so another caller tries every
+	// 10 s): a call ends up connected to an agent, as `make run` shows.
+	var connected CallView
+	var placed []string
+	deadline := time.Now().Add(90 * time.Second)
+	for connected.ConnectedAt == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no simulated call was connected in 90 s: %v\n%s", placed, out)
+		}
+		status, body := post(t, base+"/sim/calls", `{"to":"+15555550100"}`)
+		var sim struct{ CallID, Timeline string }
+		if err := json.Unmarshal([]byte(body), &sim); status != http.StatusAccepted || err != nil || sim.CallID == "" {
+			t.Fatalf("place a call: %d %s", status, body)
+		}
+		placed = append(placed, sim.CallID)
+		for wait := time.Now().Add(10 * time.Second); time.Now().Before(wait) && connected.ConnectedAt == nil; time.Sleep(200 * time.Millisecond) {
+			for _, id := range placed {
+				var v CallView
+				if getJSON(t, base+"/api/tenants/"+simulate.ContosoID+"/calls/"+id, &v) == http.StatusOK && v.ConnectedAt != nil {
+					connected = v
+				}
+			}
+		}
+	}
+	var what []string
+	for _, s := range connected.Steps {
+		what = append(what, s.What)
+	}
+	if got := strings.Join(what, " "); !strings.HasPrefix(got, "incoming answered established greeting queued music offered") ||
+		!strings.Contains(got, "accepted") || connected.Agents[connected.Agent].UPN == "" {
+		t.Errorf("the connected call's timeline: %s %+v", got, connected.Agents)
+	}
+
 	if status, _ := post(t, base+"/admin/functions/PresenceRefreshTenant", `{"input":"{\"tenantId\":\"11111111-1111-1111-1111-111111111111\"}"}`); status != http.StatusAccepted {
 		t.Fatalf("enqueue: %d", status)
 	}

@@ -151,6 +151,7 @@ type serviceInput struct {
 	Type         routing.ServiceType   `json:"type"`
 	PSTNLicence  bool                  `json:"pstnLicence"`
 	Distribution routing.Distribution  `json:"distribution"`
+	Calls        routing.CallFlow      `json:"calls"`
 	PhoneNumbers []routing.PhoneNumber `json:"phoneNumbers"`
 	Targets      []string              `json:"targets"`
 	Owners       []string              `json:"owners"`
@@ -184,7 +185,7 @@ func (sa *serviceAdmin) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := routing.Service{TenantID: call.tenant.ID, ID: in.ID, Name: name, Type: in.Type, PSTNLicence: in.PSTNLicence,
-		Distribution: in.Distribution, PhoneNumbers: in.PhoneNumbers, Targets: in.Targets, Owners: in.Owners, UpdatedAt: sa.now().UTC()}
+		Distribution: in.Distribution, Calls: in.Calls, PhoneNumbers: in.PhoneNumbers, Targets: in.Targets, Owners: in.Owners, UpdatedAt: sa.now().UTC()}
 	if in.Type == "" {
 		funchost.WriteError(w, r, fault.Invalid("type", "required: TeamsBased, SkillBased or None"))
 		return
@@ -205,7 +206,7 @@ func (sa *serviceAdmin) create(w http.ResponseWriter, r *http.Request) {
 // patchable are the service fields a PATCH may name; ownerPatchable those a team
 // owner may change.
 var (
-	patchable      = []string{"name", "type", "pstnLicence", "distribution", "phoneNumbers", "targets", "owners"}
+	patchable      = []string{"name", "type", "pstnLicence", "distribution", "calls", "phoneNumbers", "targets", "owners"}
 	readOnly       = []string{"id", "tenantId", "version", "updatedAt", "pendingDeletion"}
 	ownerPatchable = []string{"distribution"}
 )

@@ -283,6 +283,13 @@ func TestServiceRulesEachFailAndPass(t *testing.T) {
 		{"phoneNumbers[0].number", `,"targets":["+41441234572"],"phoneNumbers":[{"number":"+41441234572","kind":"DirectRouting"}]`, `,"targets":["+41441234573"],"phoneNumbers":[{"number":"+41441234574","kind":"DirectRouting"}]`},
 		{"targets", `,"targets":["sip:x"]`, `,"targets":["0d1e2f3a-4b5c-4d6e-8f70-81a2b3c4d5e6"]`},
 		{"owners", `,"owners":["me-1"]`, `,"owners":["` + ownerSales + `"]`},
+		{"calls.prompts.music", `,"calls":{"prompts":{"music":"http://media.example/m.wav"}}`, `,"calls":{"prompts":{"music":"https://media.example/m.wav"}}`},
+		{"calls.prompts.greeting", `,"calls":{"prompts":{"greeting":"https://"}}`, `,"calls":{"prompts":{"greeting":"https://media.example/g.wav"}}`},
+		{"calls.exit.action", `,"calls":{"exit":{"action":"Voicemail"}}`, `,"calls":{"exit":{"action":"HangUp"}}`},
+		{"calls.exit.target", `,"calls":{"exit":{"action":"Transfer","target":"sales"}}`, `,"calls":{"exit":{"action":"Transfer","target":"+41441234599"}}`},
+		{"calls.exit.target", `,"calls":{"exit":{"action":"Service","target":"a/b"}}`, `,"calls":{"exit":{"action":"Service","target":"support"}}`},
+		{"calls.exit.target", `,"calls":{"exit":{"target":"+41441234599"}}`, `,"calls":{"closed":true}`},
+		{"calls.closed", `,"calls":{"closed":"yes"}`, `,"calls":{"closed":false}`},
 		{"colour", `,"colour":"red"`, ``},
 	} {
 		status, b := create(tc.bad)
