@@ -108,7 +108,7 @@ func (l *Leg) pending() bool { return l.State.Live() || (l.State == LegCancelled
 // Leg is one offer leg: an outgoing call from the service to one agent for one offer
 // attempt of the call's task.
 type Leg struct {
-	N         int       `json:"n"` // index in Call.Legs; the callback URI names it
+	N         int       `json:"n"` // the leg's number in its call (the callback URI names it)
 	AgentID   string    `json:"agentId"`
 	ServiceID string    `json:"serviceId"`
 	TaskID    string    `json:"taskId"`
@@ -156,6 +156,9 @@ type Step struct {
 	Agent  string    `json:"agentId,omitempty"`
 	Detail string    `json:"detail,omitempty"`
 }
+
+// MaxLegs is how many legs a call keeps before it drops those that are over.
+const MaxLegs = 48
 
 // MaxSteps bounds a call's timeline; older steps are dropped first, and
 // Call.StepsDropped counts them.
@@ -205,7 +208,11 @@ type Call struct {
 	// transfer then names the customer as the transferee).
 	Group bool `json:"group,omitempty"`
 
-	Legs []Leg `json:"legs,omitempty"`
+	// Legs are the call's offer legs, oldest first; Legs[i].N == LegBase + i. Legs
+	// that are over are dropped from the front once there are more than MaxLegs
+	// (LegBase counts them), so a call that waits long stays small.
+	Legs    []Leg `json:"legs,omitempty"`
+	LegBase int   `json:"legBase,omitempty"`
 
 	Created     time.Time `json:"created"`
 	AnsweredAt  time.Time `json:"answeredAt,omitempty"`
@@ -226,6 +233,31 @@ type Call struct {
 
 	// ETag is the stored version this value was read at.
 	ETag string `json:"-"`
+}
+
+// leg returns leg n, or nil when the call has no such leg (any more).
+func (c *Call) leg(n int) *Leg {
+	i := n - c.LegBase
+	if i < 0 || i >= len(c.Legs) {
+		return nil
+	}
+	return &c.Legs[i]
+}
+
+// addLeg appends a leg numbered after the last, first dropping legs that are over
+// from the front while the call has more than MaxLegs.
+func (c *Call) addLeg(l Leg) Leg {
+	for len(c.Legs) >= MaxLegs {
+		f := &c.Legs[0]
+		if f.pending() || f.State == LegJoined && f.AgentID == c.Agent && c.Phase == PhaseConnected {
+			break
+		}
+		c.Legs = c.Legs[1:]
+		c.LegBase++
+	}
+	l.N = c.LegBase + len(c.Legs)
+	c.Legs = append(c.Legs, l)
+	return l
 }
 
 // Open reports whether the call is not over.

@@ -59,9 +59,8 @@ func (c *Controller) Ring(ctx context.Context, t routing.Task, svc routing.Servi
 			if slices.ContainsFunc(x.Legs, func(l Leg) bool { return l.TaskID == t.ID && l.Attempt == t.Attempts && l.AgentID == a }) {
 				continue // a replay of this offer
 			}
-			l := Leg{N: len(x.Legs), AgentID: a, ServiceID: svc.ID, TaskID: t.ID, Attempt: t.Attempts, State: LegDialing, At: now,
-				Deadline: now.Add(svc.RingTimeout() + LegGrace)}
-			x.Legs = append(x.Legs, l)
+			l := x.addLeg(Leg{AgentID: a, ServiceID: svc.ID, TaskID: t.ID, Attempt: t.Attempts, State: LegDialing, At: now,
+				Deadline: now.Add(svc.RingTimeout() + LegGrace)})
 			fresh = append(fresh, l)
 			x.step(now, "offered", a, fmt.Sprintf("attempt %d", t.Attempts))
 		}
@@ -96,7 +95,10 @@ func (c *Controller) Ring(ctx context.Context, t routing.Task, svc routing.Servi
 	_, err = c.store.UpdateCall(ctx, t.TenantID, key, func(x *Call) error {
 		now := c.now()
 		for _, l := range fresh {
-			xl := &x.Legs[l.N]
+			xl := x.leg(l.N)
+			if xl == nil {
+				continue
+			}
 			if id, ok := ids[l.N]; ok {
 				if xl.CallID == "" {
 					xl.CallID = id
@@ -193,10 +195,10 @@ func (c *Controller) Exit(ctx context.Context, t routing.Task, svc routing.Servi
 //	                               agent (RONA for the first two when the service has it)
 func (c *Controller) legEvent(ctx context.Context, tenantID, key string, n int, ev teams.Event) error {
 	x, err := c.get(ctx, tenantID, key)
-	if err != nil || x == nil || n >= len(x.Legs) {
+	if err != nil || x == nil || x.leg(n) == nil {
 		return err
 	}
-	l := x.Legs[n]
+	l := *x.leg(n)
 	if l.CallID != "" && ev.CallID != "" && !strings.EqualFold(l.CallID, ev.CallID) {
 		// A second call for the same leg (a create the platform served twice): it
 		// must not ring on.
@@ -225,7 +227,10 @@ func (c *Controller) legEvent(ctx context.Context, tenantID, key string, n int, 
 
 func (c *Controller) legRinging(ctx context.Context, tenantID, key string, n int, callID string) error {
 	_, err := c.update(ctx, tenantID, key, func(x *Call, p *plan) error {
-		l := &x.Legs[n]
+		l := x.leg(n)
+		if l == nil {
+			return errSkip
+		}
 		if l.CallID == "" {
 			l.CallID = callID
 		}
@@ -245,10 +250,10 @@ func (c *Controller) legRinging(ctx context.Context, tenantID, key string, n int
 
 func (c *Controller) legAnswered(ctx context.Context, tenantID, key string, n int, callID string) error {
 	x, err := c.get(ctx, tenantID, key)
-	if err != nil || x == nil {
+	if err != nil || x == nil || x.leg(n) == nil {
 		return err
 	}
-	l := x.Legs[n]
+	l := *x.leg(n)
 	if l.State != LegDialing && l.State != LegRinging {
 		if l.State == LegCancelled {
 			// Answered after we stopped it: end it, the agent gets nothing.
@@ -264,7 +269,10 @@ func (c *Controller) legAnswered(ctx context.Context, tenantID, key string, n in
 	}
 	_, err = c.update(ctx, tenantID, key, func(x *Call, p *plan) error {
 		now := c.now()
-		l := &x.Legs[n]
+		l := x.leg(n)
+		if l == nil {
+			return errSkip
+		}
 		if l.CallID == "" {
 			l.CallID = callID
 		}
@@ -343,7 +351,10 @@ func (c *Controller) legEnded(ctx context.Context, tenantID, key string, n int, 
 	call, err := c.update(ctx, tenantID, key, func(x *Call, p *plan) error {
 		change = ""
 		now := c.now()
-		l := &x.Legs[n]
+		l := x.leg(n)
+		if l == nil {
+			return errSkip
+		}
 		switch l.State {
 		case LegDialing, LegRinging:
 			switch ev.Kind {
@@ -362,10 +373,10 @@ func (c *Controller) legEnded(ctx context.Context, tenantID, key string, n int, 
 		l.State, l.At = LegEnded, now
 		return nil
 	})
-	if err != nil || change == "" {
+	if err != nil || change == "" || call.leg(n) == nil {
 		return err
 	}
-	l := call.Legs[n]
+	l := *call.leg(n)
 	if _, err := c.router.CallStateChanged(ctx, routing.CallEvent{TenantID: tenantID, ServiceID: l.ServiceID, TaskID: l.TaskID,
 		AgentID: l.AgentID, Change: change}); err != nil && !errors.Is(err, fault.ErrNotFound) && !errors.Is(err, fault.ErrConflict) {
 		return fmt.Errorf("%s: %w", change, err)
@@ -381,11 +392,11 @@ func (c *Controller) joinDone(ctx context.Context, tenantID, key string, n int, 
 	var agent string
 	call, err := c.update(ctx, tenantID, key, func(x *Call, p *plan) error {
 		dropped, notReached, agent = false, false, ""
-		if n < 0 || n >= len(x.Legs) || !x.Open() {
+		l := x.leg(n)
+		if l == nil || !x.Open() {
 			return errSkip
 		}
 		now := c.now()
-		l := &x.Legs[n]
 		switch {
 		case op.Succeeded() && (x.Phase == PhaseConnecting || x.Phase == PhaseDialing):
 			if x.Phase == PhaseDialing {

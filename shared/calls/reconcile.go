@@ -297,18 +297,18 @@ func (c *Controller) giveUpDialing(ctx context.Context, x Call, now time.Time) e
 // long over), or hung up before without the platform confirming it. A hang-up the
 // platform accepts, or a leg it no longer knows, ends the leg.
 func (c *Controller) reconcileLegs(ctx context.Context, x Call, now time.Time) (int, error) {
-	var due []int
-	for i := range x.Legs {
-		if l := &x.Legs[i]; l.pending() && l.State != LegJoining && !l.Deadline.After(now) {
-			due = append(due, i)
+	var due []Leg
+	for _, l := range x.Legs {
+		if l.pending() && l.State != LegJoining && !l.Deadline.After(now) {
+			due = append(due, l)
 		}
 	}
 	if len(due) == 0 {
 		return 0, nil
 	}
 	if _, err := c.update(ctx, x.TenantID, x.ID, func(y *Call, _ *plan) error {
-		for _, i := range due {
-			if l := &y.Legs[i]; l.State == LegDialing || l.State == LegRinging {
+		for _, d := range due {
+			if l := y.leg(d.N); l != nil && (l.State == LegDialing || l.State == LegRinging) {
 				y.cancelLeg(l, now, "ringingStopped", "overdue")
 			}
 		}
@@ -317,22 +317,21 @@ func (c *Controller) reconcileLegs(ctx context.Context, x Call, now time.Time) (
 		return 0, fmt.Errorf("cancel overdue legs: %w", err)
 	}
 	var done []int
-	for _, i := range due {
-		id := x.Legs[i].CallID
-		if id == "" {
+	for _, d := range due {
+		if d.CallID == "" {
 			continue
 		}
-		if err := c.platform.HangUp(ctx, x.TenantID, id); err == nil || errors.Is(err, fault.ErrNotFound) {
-			done = append(done, i)
+		if err := c.platform.HangUp(ctx, x.TenantID, d.CallID); err == nil || errors.Is(err, fault.ErrNotFound) {
+			done = append(done, d.N)
 		}
 	}
 	if len(done) == 0 {
 		return 0, nil
 	}
 	_, err := c.update(ctx, x.TenantID, x.ID, func(y *Call, _ *plan) error {
-		for _, i := range done {
-			if y.Legs[i].State == LegCancelled {
-				y.Legs[i].State, y.Legs[i].At = LegEnded, now
+		for _, n := range done {
+			if l := y.leg(n); l != nil && l.State == LegCancelled {
+				l.State, l.At = LegEnded, now
 			}
 		}
 		return nil

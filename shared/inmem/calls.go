@@ -3,11 +3,8 @@ package inmem
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"sort"
-	"sync"
 	"time"
-	"weak"
 
 	"github.com/teamscc/teamscc/shared/calls"
 	"github.com/teamscc/teamscc/shared/fault"
@@ -21,22 +18,12 @@ type callData struct {
 	ver      int64
 }
 
-// callTables maps each Store to its calls. They are kept beside the Store, not in a
-// field of it (Store is declared in inmem.go), keyed by a weak pointer so a Store that
-// is no longer used is collected, and its calls are then dropped by a cleanup.
-var callTables sync.Map // weak.Pointer[Store] → *callData
-
 // callsLocked returns s's calls, creating them; s.mu must be held.
 func (s *Store) callsLocked() *callData {
-	k := weak.Make(s)
-	if d, ok := callTables.Load(k); ok {
-		return d.(*callData)
+	if s.calls == nil {
+		s.calls = &callData{byTenant: map[string]map[string]versioned[calls.Call]{}}
 	}
-	d, loaded := callTables.LoadOrStore(k, &callData{byTenant: map[string]map[string]versioned[calls.Call]{}})
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Store]) { callTables.Delete(k) }, k)
-	}
-	return d.(*callData)
+	return s.calls
 }
 
 // checkCall enforces the limits the Table storage adapter enforces: both keys are

@@ -37,6 +37,7 @@ type Store struct {
 	interact interactState // Interact settings and sessions (interact.go)
 	ob       outboundData  // outbound tasks and counters (outbound.go)
 	us       userStates    // user-state cursors and records (userstate.go)
+	calls    *callData     // calls (calls.go)
 }
 
 type versioned[T any] struct {

@@ -62,10 +62,11 @@ func fullCall(id string) calls.Call {
 		Media:        calls.Media{Kind: calls.MediaMusic, Context: "music-3", Since: at.Add(2 * time.Second).In(cet), Seq: 3},
 		Exit:         calls.ExitTransferFailed, Exits: 2,
 		CustomerParticipant: "p-customer", Agent: "agent01", AgentParticipant: "p-agent", AgentJoined: true, Group: true,
+		LegBase: 5,
 		Legs: []calls.Leg{
-			{N: 0, AgentID: "agent02", ServiceID: "sales", TaskID: "t-41", Attempt: 1, CallID: "leg-0", State: calls.LegCancelled,
+			{N: 5, AgentID: "agent02", ServiceID: "sales", TaskID: "t-41", Attempt: 1, CallID: "leg-0", State: calls.LegCancelled,
 				At: at.Add(3 * time.Second), Deadline: at.Add(23 * time.Second)},
-			{N: 1, AgentID: "agent01", ServiceID: "support", TaskID: "t-42", Attempt: 2, CallID: "leg-1", State: calls.LegJoined,
+			{N: 6, AgentID: "agent01", ServiceID: "support", TaskID: "t-42", Attempt: 2, CallID: "leg-1", State: calls.LegJoined,
 				At: at.Add(30*time.Second + 7*time.Nanosecond), Deadline: at.Add(50 * time.Second).In(cet)},
 		},
 		Created:     at,
