@@ -79,4 +79,3 @@ func TestTransferTargetsAreChecked(t *testing.T) {
 		t.Errorf("user target: %+v", p)
 	}
 }
-

@@ -31,8 +31,10 @@ func (k *kicks) Send(_ context.Context, _ string, m queue.Message) error {
 	k.msgs = append(k.msgs, m)
 	return nil
 }
-func (k *kicks) Schedule(context.Context, string, queue.Message, time.Time) (int64, error) { return 1, nil }
-func (k *kicks) Cancel(context.Context, string, int64) error                              { return nil }
+func (k *kicks) Schedule(context.Context, string, queue.Message, time.Time) (int64, error) {
+	return 1, nil
+}
+func (k *kicks) Cancel(context.Context, string, int64) error { return nil }
 func (k *kicks) take() []queue.Message {
 	k.mu.Lock()
 	defer k.mu.Unlock()
