@@ -434,6 +434,25 @@ func TestOutboundTasksArePlacedOnceAnAgentAccepts(t *testing.T) {
 			t.Fatalf("the customer was called as well as invited: %v", a.ops())
 		}
 	})
+	t.Run("a customer given by UPN is called by object id", func(t *testing.T) {
+		a := newCallsApp(t, graph.CallingOptions{})
+		const jane = "7a4e6b0c-1d2e-4f30-8a9b-0c1d2e3f4a5b"
+		a.fake.SetUPN("jane@contoso.com", jane)
+		a.scheduleOutbound(t, "ob-4", "jane@contoso.com")
+		_, leg := a.ringingLeg(t, simulate.ContosoID, outbound.RoutingTaskID("ob-4"))
+		must(t, a.fake.Answer(leg))
+		a.settle(t)
+		if got := a.fake.Ringing(calls.Party{Kind: calls.User, ID: jane}); len(got) != 1 {
+			t.Fatalf("Jane's Teams does not ring: %v %v", got, a.ops())
+		}
+		a.scheduleOutbound(t, "ob-5", "nobody@contoso.com")
+		_, leg = a.ringingLeg(t, simulate.ContosoID, outbound.RoutingTaskID("ob-5"))
+		must(t, a.fake.Answer(leg))
+		a.settle(t)
+		if x := a.call(t, simulate.ContosoID, outbound.RoutingTaskID("ob-5")); x.EndReason != "NotReached" {
+			t.Fatalf("a customer the directory does not know: %+v", x)
+		}
+	})
 	t.Run("not reached", func(t *testing.T) {
 		a := newCallsApp(t, graph.CallingOptions{})
 		a.scheduleOutbound(t, "ob-3", customer.ID)

@@ -247,6 +247,9 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 	if d.platform != nil && d.callAuth != nil && d.calls != nil {
 		o := calls.Options{Store: d.calls, Platform: d.platform, Router: engine, Services: tracked, Tenants: d.tenants,
 			Webhook: cfg.Calling.WebhookURL, Now: d.now, Log: funchost.Logger}
+		if dir, ok := d.platform.(calls.Directory); ok {
+			o.Directory = dir
+		}
 		if d.tuneCalls != nil {
 			d.tuneCalls(&o)
 		}

@@ -365,6 +365,14 @@ type Platform interface {
 	State(ctx context.Context, tenantID, callID string) (string, error)
 }
 
+// Directory finds users: an outbound customer given by user principal name is called
+// by object id (shared/graph implements it).
+type Directory interface {
+	// UserID returns the object id of user (a UPN or an object id);
+	// fault.ErrNotFound when the tenant has no such user.
+	UserID(ctx context.Context, tenantID, user string) (string, error)
+}
+
 // Router is what the controller asks of routing (routing.Engine implements it).
 type Router interface {
 	IncomingCall(ctx context.Context, in routing.IncomingCall) (routing.Task, error)

@@ -77,6 +77,9 @@ type Options struct {
 	Router   Router
 	Services Services
 	Tenants  Tenants
+	// Directory resolves outbound customers given by UPN; nil: only object ids and
+	// phone numbers can be called.
+	Directory Directory
 	// Webhook is the calling webhook's public URL (the CallingWebhookUrl setting):
 	// the callback of every call the app answers or places.
 	Webhook string
@@ -94,6 +97,7 @@ type Controller struct {
 	router   Router
 	services Services
 	tenants  Tenants
+	dir      Directory
 	webhook  string
 	now      func() time.Time
 	log      func(context.Context) *slog.Logger
@@ -109,7 +113,7 @@ var _ routing.CallControl = (*Controller)(nil)
 
 // New returns a Controller.
 func New(o Options) *Controller {
-	c := &Controller{store: o.Store, platform: o.Platform, router: o.Router, services: o.Services, tenants: o.Tenants,
+	c := &Controller{store: o.Store, platform: o.Platform, router: o.Router, services: o.Services, tenants: o.Tenants, dir: o.Directory,
 		webhook: o.Webhook, now: o.Now, log: o.Log, storeBudget: o.StoreBudget, backgroundWrite: o.BackgroundWrite}
 	if c.storeBudget <= 0 {
 		c.storeBudget = StoreBudget

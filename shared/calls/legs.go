@@ -312,7 +312,11 @@ func (c *Controller) dialCustomer(ctx context.Context, x *Call, p *plan, l *Leg,
 		x.step(now, "dialing", "", "invite "+string(customer.Kind))
 		legCall, cc := l.CallID, fmt.Sprintf("dial:%d", l.N)
 		p.add("invite customer", func(ctx context.Context) error {
-			return c.platform.Invite(ctx, tenantID, legCall, customer, "", cc)
+			target, err := c.resolve(ctx, tenantID, customer)
+			if err != nil {
+				return err
+			}
+			return c.platform.Invite(ctx, tenantID, legCall, target, "", cc)
 		}).gone = c.goneFn(tenantID, key)
 		return nil
 	}
@@ -323,7 +327,11 @@ func (c *Controller) dialCustomer(ctx context.Context, x *Call, p *plan, l *Leg,
 	}
 	source := svc.ResourceAccount()
 	p.add("call customer", func(ctx context.Context) error {
-		id, err := c.platform.Dial(ctx, tenantID, Dial{Source: source, Target: customer, CallbackURI: c.callback(key, -1)})
+		target, err := c.resolve(ctx, tenantID, customer)
+		if err != nil {
+			return err
+		}
+		id, err := c.platform.Dial(ctx, tenantID, Dial{Source: source, Target: target, CallbackURI: c.callback(key, -1)})
 		if err != nil {
 			return err
 		}
@@ -336,6 +344,22 @@ func (c *Controller) dialCustomer(ctx context.Context, x *Call, p *plan, l *Leg,
 		return err
 	}).gone = func(ctx context.Context) error { return c.callEnded(ctx, tenantID, key, teams.KindEnded) }
 	return nil
+}
+
+// resolve turns an outbound customer given by UPN into its object id (a user the
+// directory does not know is fault.ErrNotFound: not reached).
+func (c *Controller) resolve(ctx context.Context, tenantID string, p Party) (Party, error) {
+	if p.Kind != User || !strings.Contains(p.ID, "@") {
+		return p, nil
+	}
+	if c.dir == nil {
+		return p, fault.Permanent(errors.New("no directory to find the customer's user id"))
+	}
+	id, err := c.dir.UserID(ctx, tenantID, p.ID)
+	if err != nil {
+		return p, fmt.Errorf("find the customer: %w", err)
+	}
+	return Party{Kind: User, ID: id}, nil
 }
 
 func firstNonEmpty(a, b string) string {

@@ -14,6 +14,7 @@ import (
 	abs "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/communications"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
+	"github.com/microsoftgraph/msgraph-sdk-go/users"
 
 	"github.com/teamscc/teamscc/shared/calls"
 	"github.com/teamscc/teamscc/shared/fault"
@@ -354,6 +355,35 @@ func (r *Reader) State(ctx context.Context, tenantID, callID string) (string, er
 	}
 	return answer.State, nil
 }
+
+// UserID implements calls.Directory: GET /users/{id-or-upn}?$select=id with the
+// tenant's application credential (User.Read.All). An unknown user is
+// fault.ErrNotFound; the user is never part of an error text.
+func (r *Reader) UserID(ctx context.Context, tenantID, user string) (string, error) {
+	const op = "getUser"
+	if err := checkPathID("user", user); err != nil {
+		return "", err
+	}
+	actx, err := r.callAuth(ctx, op, tenantID)
+	if err != nil {
+		return "", err
+	}
+	var answer struct {
+		ID string `json:"id"`
+	}
+	_, err = r.client.Users().ByUserId(user).Get(actx, &users.UserItemRequestBuilderGetRequestConfiguration{
+		QueryParameters: &users.UserItemRequestBuilderGetQueryParameters{Select: []string{"id"}},
+		Options:         []abs.RequestOption{decodeInto(&answer)}})
+	if err != nil {
+		return "", r.callFault(ctx, op, err, user)
+	}
+	if answer.ID == "" {
+		return "", fault.Permanent(fmt.Errorf("graph %s: the answer holds no id", op))
+	}
+	return answer.ID, nil
+}
+
+var _ calls.Directory = (*Reader)(nil)
 
 // callAuth validates tenantID and returns ctx carrying the tenant's application
 // credential. A refused configuration (no client secret, a tenant id azidentity

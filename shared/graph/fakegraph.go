@@ -119,6 +119,7 @@ func NewFake() *Fake {
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", f.serveToken)
 	mux.HandleFunc("POST /v1.0/communications/getPresencesByUserId", f.graph(f.servePresences))
 	mux.HandleFunc("GET /v1.0/users/{user}/presence", f.graph(f.serveUserPresence))
+	mux.HandleFunc("GET /v1.0/users/{user}", f.graph(f.serveUser))
 	mux.HandleFunc("POST /v1.0/users/{user}/checkMemberGroups", f.graph(f.serveCheckMemberGroups))
 	f.calling = newFakeCalling(f)
 	f.calling.register(mux)
@@ -163,6 +164,20 @@ func (f *Fake) SetPresence(id, availability, activity string) {
 	f.mu.Lock()
 	f.presences[id] = p
 	f.mu.Unlock()
+}
+
+// serveUser answers GET /users/{id-or-upn} with the user's id (users are the UPNs
+// given to SetUPN).
+func (f *Fake) serveUser(w http.ResponseWriter, r *http.Request) {
+	user := r.PathValue("user")
+	f.mu.RLock()
+	id, ok := f.upns[strings.ToLower(user)]
+	f.mu.RUnlock()
+	if !ok {
+		graphError(w, http.StatusNotFound, "Request_ResourceNotFound", "Resource does not exist.")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"id": id, "userPrincipalName": user})
 }
 
 // SetPresences sets the same presence for many users.
