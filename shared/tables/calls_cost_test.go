@@ -120,9 +120,12 @@ func TestACallsTableStorageRequests(t *testing.T) {
 	caller := calls.Party{Kind: calls.Phone, ID: "+15555550199"}
 	start := s.RoundTrips()
 	fake.DropNotifications(func(d graph.Delivery) bool { return d.Kind != "incoming" }) // stop after the answer
-	id := fake.PlaceCall(tid, caller, calls.Party{Kind: calls.ApplicationInstance, ID: ra})
+	first := fake.PlaceCall(tid, caller, calls.Party{Kind: calls.ApplicationInstance, ID: ra})
 	must(fake.Settle(20 * time.Second))
 	toAnswer := s.RoundTrips() - start
+	if _, err := s.GetCall(ctx, tid, first); err != nil {
+		t.Fatalf("the answered call is not stored: %v", err)
+	}
 	if rq := fake.CallRequests(); len(rq) != 1 || rq[0].Op != "answer" {
 		t.Fatalf("requests: %+v", rq)
 	}
@@ -130,7 +133,7 @@ func TestACallsTableStorageRequests(t *testing.T) {
 	// The same again, all the way through.
 	fake.DropNotifications(nil)
 	start = s.RoundTrips()
-	id = fake.PlaceCall(tid, caller, calls.Party{Kind: calls.ApplicationInstance, ID: ra})
+	id := fake.PlaceCall(tid, caller, calls.Party{Kind: calls.ApplicationInstance, ID: ra})
 	settle()
 	must(fake.FinishPrompt(id))
 	settle()
