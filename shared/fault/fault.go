@@ -4,8 +4,11 @@
 package fault
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 )
 
 var (
@@ -48,4 +51,20 @@ func IsPermanent(err error) bool {
 	var p permanent
 	var f *FieldError
 	return errors.As(err, &p) || errors.As(err, &f)
+}
+
+// Backoff waits before attempt (0-based) of a retry after a lost race: a random delay
+// up to 2 ms doubled per attempt, at most 100 ms ("full jitter"), so contenders spread
+// out instead of colliding again. It returns early with ctx's error.
+func Backoff(ctx context.Context, attempt int) error {
+	const base, limit = 2 * time.Millisecond, 100 * time.Millisecond
+	d := time.Duration(rand.Int64N(int64(min(base<<min(attempt, 6), limit)) + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

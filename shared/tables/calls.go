@@ -147,7 +147,7 @@ func (s *Store) UpdateCall(ctx context.Context, tenantID, id string, fn func(*ca
 		if attempt+1 >= maxAttempts {
 			return calls.Call{}, fmt.Errorf("update call: gave up after %d lost races: %w", maxAttempts, err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return calls.Call{}, fmt.Errorf("update call: %w", err)
 		}
 	}

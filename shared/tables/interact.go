@@ -113,7 +113,7 @@ func (s *Store) UpdateSettings(ctx context.Context, tenantID string, fn func(*in
 		if err := retryable("update interact settings", attempt, err); err != nil {
 			return interact.Settings{}, err
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return interact.Settings{}, fmt.Errorf("update interact settings: %w", err)
 		}
 	}
@@ -209,7 +209,7 @@ func (s *Store) UpdateSession(ctx context.Context, tenantID, sessionID string, f
 		if err := retryable("update session", attempt, err); err != nil {
 			return interact.Session{}, err
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return interact.Session{}, fmt.Errorf("update session: %w", err)
 		}
 	}

@@ -166,7 +166,7 @@ func (s *Store) ReserveOutbound(ctx context.Context, t outbound.Task, limit int)
 		if attempt+1 >= maxObAttempts {
 			return outbound.Task{}, false, fmt.Errorf("reserve outbound: gave up after %d lost races: %w", maxObAttempts, err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return outbound.Task{}, false, fmt.Errorf("reserve outbound: %w", err)
 		}
 	}
@@ -238,7 +238,7 @@ func (s *Store) MarkOutboundRouted(ctx context.Context, tenantID, serviceID, tas
 		if !lostRace(err) || attempt+1 >= maxAttempts {
 			return outbound.Task{}, fmt.Errorf("mark outbound routed: %w", err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return outbound.Task{}, err
 		}
 	}
@@ -284,7 +284,7 @@ func (s *Store) FinishOutbound(ctx context.Context, tenantID, serviceID, taskID 
 		if !lostRace(err) || attempt+1 >= maxObAttempts {
 			return outbound.Task{}, fmt.Errorf("finish outbound task: %w", err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return outbound.Task{}, err
 		}
 	}
@@ -340,7 +340,7 @@ func (s *Store) RepairOutboundCounter(ctx context.Context, tenantID, serviceID s
 		if !lostRace(err) || attempt+1 >= maxObAttempts {
 			return 0, 0, fmt.Errorf("repair outbound counter: %w", err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return 0, 0, err
 		}
 	}

@@ -123,7 +123,7 @@ func (s *Store) Park(ctx context.Context, m parking.Message) error {
 		if attempt+1 >= maxAttempts {
 			return fmt.Errorf("park message: gave up after %d lost races: %w", maxAttempts, err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return fmt.Errorf("park message: %w", err)
 		}
 	}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -20,11 +18,7 @@ const healthRow = "health"
 
 // Retry budget of UpdateHealth (and Park) when a conditional write loses a race.
 // Sixteen concurrent writers of one row all finish well within it.
-const (
-	maxAttempts  = 40
-	backoffBase  = 2 * time.Millisecond
-	backoffLimit = 100 * time.Millisecond
-)
+const maxAttempts = 40
 
 // LoadPresences implements presence.Store: every stored presence of the tenant.
 func (s *Store) LoadPresences(ctx context.Context, tenantID string) ([]presence.Presence, error) {
@@ -165,7 +159,7 @@ func (s *Store) UpdateHealth(ctx context.Context, tenantID string, fn func(*pres
 		if attempt+1 >= maxAttempts {
 			return presence.Health{}, fmt.Errorf("update presence health: gave up after %d lost races: %w", maxAttempts, err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return presence.Health{}, fmt.Errorf("update presence health: %w", err)
 		}
 	}
@@ -183,19 +177,4 @@ func (s *Store) replaceIfMatch(ctx context.Context, c *aztables.Client, r row, e
 func (s *Store) add(ctx context.Context, c *aztables.Client, r row) error {
 	_, err := c.AddEntity(ctx, r.body, nil)
 	return classify(err)
-}
-
-// sleep waits a jittered, exponentially growing delay ("full jitter"), or until ctx
-// ends.
-func sleep(ctx context.Context, attempt int) error {
-	d := backoffBase << min(attempt, 6)
-	d = time.Duration(rand.Int64N(int64(min(d, backoffLimit)) + 1))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

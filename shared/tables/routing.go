@@ -127,7 +127,7 @@ func (s *Store) UpdateService(ctx context.Context, tenantID, serviceID string, f
 		if attempt+1 >= maxAttempts {
 			return routing.Service{}, fmt.Errorf("update service: gave up after %d lost races: %w", maxAttempts, err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return routing.Service{}, fmt.Errorf("update service: %w", err)
 		}
 	}
@@ -309,7 +309,7 @@ func (s *Store) UpdateTask(ctx context.Context, tenantID, serviceID, taskID stri
 		if attempt+1 >= maxAttempts {
 			return routing.Task{}, fmt.Errorf("update task: gave up after %d lost races: %w", maxAttempts, err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return routing.Task{}, fmt.Errorf("update task: %w", err)
 		}
 	}
@@ -421,7 +421,7 @@ func (s *Store) UpdateAgentState(ctx context.Context, tenantID, agentID string, 
 		if attempt+1 >= maxAttempts {
 			return routing.AgentState{}, fmt.Errorf("update agent state: gave up after %d lost races: %w", maxAttempts, err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return routing.AgentState{}, fmt.Errorf("update agent state: %w", err)
 		}
 	}

@@ -59,7 +59,7 @@ func (s *Store) UpdateTenant(ctx context.Context, id string, fn func(*tenant.Ten
 		if attempt+1 >= maxAttempts {
 			return tenant.Tenant{}, fmt.Errorf("update tenant: gave up after %d lost races: %w", maxAttempts, err)
 		}
-		if err := sleep(ctx, attempt); err != nil {
+		if err := fault.Backoff(ctx, attempt); err != nil {
 			return tenant.Tenant{}, fmt.Errorf("update tenant: %w", err)
 		}
 	}

@@ -105,7 +105,8 @@ func (t *Tracker) remember(tenantID string, on bool, at time.Time) {
 	t.mu.Unlock()
 }
 
-// maxAttempts bounds the retries of one agent's commit; each retry re-reads.
+// maxAttempts bounds the retries of one agent's commit; each retry waits a jittered
+// moment (fault.Backoff) and re-reads.
 const maxAttempts = 20
 
 // sync advances one agent's cursor to now. seen returns what the agent is now, given
@@ -115,6 +116,11 @@ func (t *Tracker) sync(ctx context.Context, tenantID, agentID string, services [
 	seen func(context.Context, *Cursor) (Seen, bool, error)) error {
 	for attempt := 0; ; attempt++ {
 		var c Cursor
+		if attempt > 0 {
+			if err := fault.Backoff(ctx, attempt-1); err != nil {
+				return err
+			}
+		}
 		if cursor != nil && attempt == 0 {
 			c = *cursor
 		} else {
@@ -366,6 +372,9 @@ func (t *Tracker) Stop(ctx context.Context, tenantID string) error {
 				return nil
 			}
 			if !lost(err) || attempt == maxAttempts {
+				return err
+			}
+			if err := fault.Backoff(ctx, attempt); err != nil {
 				return err
 			}
 			if c, err = t.o.Store.GetUserStateCursor(ctx, tenantID, c.AgentID); err != nil {
