@@ -33,6 +33,9 @@ bench: $(AZURITE)
 	$(GO) test -run '^$$' -bench OutboundReserveAtTheCap -benchtime=2s ./shared/inmem/
 	REQUIRE_AZURITE=1 $(GO) test -run '^$$' -bench OutboundReserveAtTheCapAzurite -benchtime=3s ./shared/tables/
 	$(GO) test -run '^$$' -bench . -benchmem ./shared/userstate/
+	$(GO) test -run '^$$' -bench BenchmarkTeamSync -benchtime 5x ./shared/directory/
+	$(GO) test -run '^$$' -bench BenchmarkGroupDelta5000 -benchtime 5x ./shared/graph/
+	REQUIRE_AZURITE=1 $(GO) test -count=1 -v -run TestATeamSyncsTableStorageRequests ./shared/tables/ | grep 'table requests'
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

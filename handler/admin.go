@@ -14,6 +14,7 @@ import (
 
 	"github.com/teamscc/teamscc/shared/access"
 	"github.com/teamscc/teamscc/shared/audit"
+	"github.com/teamscc/teamscc/shared/directory"
 	"github.com/teamscc/teamscc/shared/entra"
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/funchost"
@@ -43,6 +44,9 @@ type adminCall struct {
 	roles  access.Roles
 	tenant tenant.Tenant // set when the route names a tenant
 	mask   access.Masker
+	// self: the caller came in only as the agent the route names ({agentId}), for a
+	// self-service operation (access.SelfMay); the handler limits what changes.
+	self bool
 }
 
 type adminCallKey struct{}
@@ -125,8 +129,13 @@ func (a *adminAuth) guard(op access.Operation, h http.HandlerFunc) http.Handler 
 			return
 		}
 		// OwnerMay lets a would-be team owner through; the handler checks ownership
-		// of each service (access.Owns) and refuses everything else.
-		if !access.Allowed(call.roles, op) && !access.OwnerMay(call.roles, op) {
+		// of each service (access.Owns) and refuses everything else. SelfMay lets an
+		// agent through for their own agent only.
+		allowed := access.Allowed(call.roles, op)
+		if !allowed && access.SelfMay(call.caller, call.tenant, op, r.PathValue("agentId")) {
+			call.self, allowed = true, true
+		}
+		if !allowed && !access.OwnerMay(call.roles, op) {
 			if errors.Is(err, fault.ErrNotFound) && call.roles.Has(access.Operator) {
 				funchost.WriteError(w, r, fmt.Errorf("tenant: %w", fault.ErrNotFound))
 				return
@@ -184,12 +193,16 @@ type tenantAdmin struct {
 	routes  routing.Store
 	tracker *userstate.Tracker
 	now     func() time.Time
+	dir     *directory.Directory // checks admin groups; nil: not checked
 }
 
 // tenantView is a tenant as the API shows it: never a secret, only whether it is set.
 type tenantView struct {
 	tenant.Tenant
 	Secrets map[string]bool `json:"secretsSet"`
+	// Warnings: what the change could not check (an admin group the directory could
+	// not be asked about).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func (ta *tenantAdmin) view(ctx context.Context, t tenant.Tenant) tenantView {
@@ -366,6 +379,11 @@ func (ta *tenantAdmin) update(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	warnings, err := ta.checkGroups(r.Context(), call.tenant, change)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
 	now := ta.now().UTC()
 	t, err := ta.tenants.UpdateTenant(r.Context(), call.tenant.ID, func(t *tenant.Tenant) error {
 		if t.Version != base {
@@ -384,7 +402,43 @@ func (ta *tenantAdmin) update(w http.ResponseWriter, r *http.Request) {
 	}
 	ta.record(r.Context(), call, t.ID, string(access.UpdateTenant), change.Audit())
 	ta.userStatesFollow(r, call.tenant, t)
-	writeTenant(w, http.StatusOK, ta.view(r.Context(), t))
+	v := ta.view(r.Context(), t)
+	v.Warnings = warnings
+	writeTenant(w, http.StatusOK, v)
+}
+
+// checkGroups asks the tenant's directory whether the admin and supervisor groups a
+// change names exist: a group that does not is a 400 naming the field; a directory
+// that cannot be asked (no consent yet, Graph unreachable) lets the change through
+// with a warning. The partner group lives in the partner's directory and is not
+// checked.
+func (ta *tenantAdmin) checkGroups(ctx context.Context, t tenant.Tenant, change tenant.Change) ([]string, error) {
+	if ta.dir == nil {
+		return nil, nil
+	}
+	next := t
+	if err := change.Apply(&next); err != nil {
+		return nil, err
+	}
+	var warnings []string
+	for _, f := range []struct{ path, before, after string }{
+		{"security.tenantAdminGroup", t.Security.TenantAdminGroup, next.Security.TenantAdminGroup},
+		{"security.supervisorGroup", t.Security.SupervisorGroup, next.Security.SupervisorGroup},
+	} {
+		if f.after == "" || strings.EqualFold(f.after, f.before) {
+			continue
+		}
+		err := ta.dir.CheckGroup(ctx, next, f.after)
+		switch {
+		case err == nil:
+		case errors.Is(err, fault.ErrNotFound):
+			return nil, fault.Invalid(f.path, "no such group in the tenant's directory")
+		default:
+			funchost.Logger(ctx).Warn("admin group not checked", "tenant", t.ID, "field", f.path, "err", err)
+			warnings = append(warnings, f.path+": not checked: the tenant's directory could not be read (consent the app's directory permissions)")
+		}
+	}
+	return warnings, nil
 }
 
 // userStatesFollow starts recording every agent's state when tracking was turned on,

@@ -74,6 +74,7 @@ const (
 	groupPartner   = "bbbbbbbb-0000-4000-8000-000000000002"
 	groupOther     = "cccccccc-0000-4000-8000-000000000003"
 	groupUnrelated = "dddddddd-0000-4000-8000-000000000004"
+	groupSupervise = "eeeeeeee-0000-4000-8000-000000000005"
 )
 
 type adminClient struct {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/teamscc/teamscc/shared/directory"
 	"github.com/teamscc/teamscc/shared/presence"
 	"github.com/teamscc/teamscc/shared/simulate"
 )
@@ -232,6 +233,24 @@ func TestLocalRunnerRunsTheAppOnSimulatedTenants(t *testing.T) {
 	status, body = post(t, base+"/api/tenants/"+simulate.ContosoID+"/presence/test", `{"upn":"no spaces@x"}`)
 	if status != http.StatusBadRequest || !strings.Contains(body, `"field":"upn"`) {
 		t.Errorf("bad UPN: %d %s", status, body)
+	}
+
+	// The simulated Contoso's directory: its people can be found and added, its
+	// Teams-based services follow their Teams (already in step: nothing changes).
+	C := base + "/api/tenants/" + simulate.ContosoID
+	var found struct{ Value []userView }
+	if status := getJSON(t, C+"/directory/users?search=New%20Hire", &found); status != http.StatusOK || len(found.Value) != 5 {
+		t.Errorf("directory search: %d %+v", status, found)
+	}
+	status, body = post(t, C+"/services/support/agents", `{"user":"newhire1@contoso.example"}`)
+	if status != http.StatusOK || !strings.Contains(body, "New Hire 1") {
+		t.Errorf("add a directory user: %d %s", status, body)
+	}
+	status, body = post(t, C+"/services/sales/members/sync", "")
+	var synced directory.SyncResult
+	_ = json.Unmarshal([]byte(body), &synced)
+	if status != http.StatusOK || synced.Members == 0 || synced.Added != 0 || synced.Removed != 0 {
+		t.Errorf("sync of the demo Team: %d %s", status, body)
 	}
 
 	// A simulated caller calls Contoso sales; simulated agents answer most offers

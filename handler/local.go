@@ -18,6 +18,7 @@ import (
 	"github.com/teamscc/teamscc/shared/calls"
 	"github.com/teamscc/teamscc/shared/config"
 	"github.com/teamscc/teamscc/shared/devhost"
+	"github.com/teamscc/teamscc/shared/directory"
 	"github.com/teamscc/teamscc/shared/entra"
 	"github.com/teamscc/teamscc/shared/interact"
 	"github.com/teamscc/teamscc/shared/presence"
@@ -96,7 +97,7 @@ func localDeps(ctx context.Context, cfg config.Config, get func(string) string) 
 	// Locally every admin caller is a platform operator: no tokens to mint (the banner
 	// says so). Azure mode always checks tokens.
 	d := deps{tenants: s, secrets: s, presences: s, parked: s, now: time.Now, interact: s, routes: s, audit: s, userStates: s,
-		calls: s, admin: localAdmin(s)}
+		calls: s, dirSyncs: s, admin: localAdmin(s)}
 	if cfg.Storage == "Memory" {
 		if err := simulate.Seed(ctx, s, s, time.Now()); err != nil {
 			return deps{}, nil, err
@@ -118,6 +119,9 @@ func localDeps(ctx context.Context, cfg config.Config, get func(string) string) 
 		if err != nil {
 			return deps{}, nil, err
 		}
+		if g, ok := d.reader.(directory.Graph); ok {
+			d.dirGraph = g
+		}
 		if p, ok := d.reader.(calls.Platform); ok && cfg.Calling.WebhookURL != "" {
 			cv, err := entra.NewCallingValidator(entra.CallingOptions{MetadataURL: cfg.Calling.MetadataURL, Audience: cfg.Graph.ClientID})
 			if err != nil {
@@ -132,7 +136,12 @@ func localDeps(ctx context.Context, cfg config.Config, get func(string) string) 
 	if err != nil {
 		return deps{}, nil, err
 	}
-	d.platform, d.callAuth = sim.platform, sim.auth
+	d.platform, d.callAuth, d.dirGraph = sim.platform, sim.auth, sim.platform
+	if cfg.Storage == "Memory" {
+		if err := sim.seedDirectory(ctx); err != nil {
+			return deps{}, nil, err
+		}
+	}
 	return d, sim, nil
 }
 
@@ -218,6 +227,8 @@ Try:
   curl -s http://%[1]s/api/tenants/%[5]s/services/sales/tasks/<callId>/explain   (who was considered, and why)
   curl -s http://%[1]s/api/tenants/%[5]s                        (tenant details; ETag for PATCH)
   curl -s http://%[1]s/api/tenants/%[5]s/interact               (the widget key)
+  curl -s "http://%[1]s/api/tenants/%[5]s/directory/users?search=New%%20Hire"   (people of the simulated directory)
+  curl -s -X POST http://%[1]s/api/tenants/%[5]s/services/sales/members/sync     (follow the sales Team)
 Admin routes need no token here: every local caller is a platform operator.
 Ctrl-C stops.
 

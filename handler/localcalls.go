@@ -1,20 +1,24 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/teamscc/teamscc/shared/calls"
+	"github.com/teamscc/teamscc/shared/directory"
 	"github.com/teamscc/teamscc/shared/entra"
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/funchost"
 	"github.com/teamscc/teamscc/shared/graph"
 	"github.com/teamscc/teamscc/shared/routing"
+	"github.com/teamscc/teamscc/shared/simulate"
 	"github.com/teamscc/teamscc/shared/tenant"
 )
 
@@ -163,4 +167,48 @@ func (lc *localCalling) hangUp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	funchost.WriteJSON(w, http.StatusOK, json.RawMessage(`{"hungUp":true}`))
+}
+
+// Teams of the simulated Contoso's Teams-based services in the local directory.
+var demoTeams = map[string]string{"sales": "7ea30000-0000-4000-8000-00000000a5a1", "billing": "7ea30000-0000-4000-8000-00000000b111"}
+
+// seedDirectory fills the fake directory with the simulated Contoso: its agents as
+// users, a few users who are not agents yet (to find with DirectoryUsers and add to a
+// skill-based service), and a Team for each Teams-based service holding the agents
+// already in it, so a sync changes nothing until members are added or removed. The
+// fake has one directory, so the other simulated tenant's people stay out of it.
+func (l *localCalling) seedDirectory(ctx context.Context) error {
+	agents, err := l.tenants.ListAgents(ctx, simulate.ContosoID)
+	if err != nil {
+		return fmt.Errorf("seed directory: %w", err)
+	}
+	users := make([]directory.User, 0, len(agents)+5)
+	for _, a := range agents {
+		users = append(users, directory.User{ID: a.ID, UPN: a.UPN, DisplayName: a.DisplayName})
+	}
+	for i := 1; i <= 5; i++ {
+		users = append(users, directory.User{ID: fmt.Sprintf("0e0e0000-0000-4000-8000-%012d", i),
+			UPN: fmt.Sprintf("newhire%d@contoso.example", i), DisplayName: fmt.Sprintf("New Hire %d", i)})
+	}
+	l.fake.AddUsers(users...)
+	for svc, team := range demoTeams {
+		var members []string
+		for _, a := range agents {
+			if slices.Contains(a.Services, svc) {
+				members = append(members, a.ID)
+			}
+		}
+		l.fake.AddGroup(directory.Group{ID: team, DisplayName: "Contoso " + svc})
+		l.fake.AddMembers(team, members...)
+		if len(members) > 0 {
+			l.fake.AddOwners(team, members[0])
+		}
+		if _, err := l.routes.UpdateService(ctx, simulate.ContosoID, svc, func(s *routing.Service) error {
+			s.Team = team
+			return nil
+		}); err != nil {
+			return fmt.Errorf("seed directory: %w", err)
+		}
+	}
+	return nil
 }

@@ -32,7 +32,8 @@ func routes(app *funchost.App, g *adminAuth, h *handlers, ta *tenantAdmin, rp *r
 func routingRoutes(app *funchost.App, g *adminAuth, h *routingHandlers) {
 	app.ServiceBus("RouteCall", h.routeCall)
 	app.HTTP("RoutingExplain", "GET /api/tenants/{tenantId}/services/{serviceId}/tasks/{taskId}/explain", g.guard(access.ReadRouting, h.explain))
-	app.HTTP("AgentAfterCallWork", "POST /api/tenants/{tenantId}/agents/{agentId}/acw", g.guard(access.OperateCalls, h.afterCallWork))
+	app.HTTP("AgentAfterCallWork", "POST /api/tenants/{tenantId}/agents/{agentId}/acw", g.guard(access.OperateAgent, h.afterCallWork))
+	app.HTTP("AgentRona", "POST /api/tenants/{tenantId}/agents/{agentId}/rona/reset", g.guard(access.OperateAgent, h.resetRONA))
 	app.HTTP("TeamsNotifications", "POST /api/teams/notifications", h.teamsWebhook())
 	app.Timer("CallsReconcile", h.callsReconcile)
 	app.HTTP("Call", "GET /api/tenants/{tenantId}/calls/{callId}", g.guard(access.ReadRouting, h.callTimeline))
@@ -62,6 +63,17 @@ func serviceRoutes(app *funchost.App, g *adminAuth, h *serviceAdmin) {
 	app.HTTP("Service", "PATCH /api/tenants/{tenantId}/services/{serviceId}", g.guard(access.ManageServices, h.update))
 	app.HTTP("Service", "DELETE /api/tenants/{tenantId}/services/{serviceId}", g.guard(access.ManageServices, h.remove))
 	app.HTTP("Agents", "GET /api/tenants/{tenantId}/agents", g.guard(access.ReadServices, h.listAgents))
+	app.HTTP("Agent", "GET /api/tenants/{tenantId}/agents/{agentId}", g.guard(access.ReadServices, h.getAgent))
 	app.HTTP("Agent", "PATCH /api/tenants/{tenantId}/agents/{agentId}", g.guard(access.ManageServices, h.updateAgent))
 	app.Timer("ProvisioningRun", h.provisioningRun)
+}
+
+// directoryRoutes bring people in from the tenants' directories.
+func directoryRoutes(app *funchost.App, g *adminAuth, h *directoryAdmin) {
+	app.HTTP("ServiceMembersSync", "POST /api/tenants/{tenantId}/services/{serviceId}/members/sync", g.guard(access.ReadDirectory, h.syncMembers))
+	app.HTTP("ServiceAgents", "POST /api/tenants/{tenantId}/services/{serviceId}/agents", g.guard(access.ReadDirectory, h.addAgent))
+	app.HTTP("ServiceAgent", "DELETE /api/tenants/{tenantId}/services/{serviceId}/agents/{agentId}", g.guard(access.ReadDirectory, h.removeAgent))
+	app.HTTP("DirectoryUsers", "GET /api/tenants/{tenantId}/directory/users", g.guard(access.ReadDirectory, h.searchUsers))
+	app.HTTP("DirectoryGroup", "GET /api/tenants/{tenantId}/groups/{groupId}", g.guard(access.ReadDirectory, h.group))
+	app.Timer("DirectorySync", h.syncAll)
 }

@@ -162,6 +162,22 @@ func (h *routingHandlers) afterCallWork(w http.ResponseWriter, r *http.Request) 
 	funchost.WriteJSON(w, http.StatusOK, map[string]any{"agentId": a.AgentID, "acwUntil": a.ACWUntil})
 }
 
+// resetRONA is POST /api/tenants/{tenantId}/agents/{agentId}/rona/reset: the agent
+// (or an admin) ends the agent's RONA block now.
+func (h *routingHandlers) resetRONA(w http.ResponseWriter, r *http.Request) {
+	ids, err := pathIDs(r, "tenantId", "agentId")
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	a, err := h.engine.ResetRONA(r.Context(), ids[0], ids[1])
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	funchost.WriteJSON(w, http.StatusOK, map[string]any{"agentId": a.AgentID, "ronaUntil": a.RONAUntil})
+}
+
 // unwiredSender stands in until the Service Bus adapter is wired in Azure mode: every
 // send fails (so the caller retries) with a message naming what is missing.
 type unwiredSender struct{}

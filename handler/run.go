@@ -16,6 +16,7 @@ import (
 	"github.com/teamscc/teamscc/shared/audit"
 	"github.com/teamscc/teamscc/shared/calls"
 	"github.com/teamscc/teamscc/shared/config"
+	"github.com/teamscc/teamscc/shared/directory"
 	"github.com/teamscc/teamscc/shared/entra"
 	"github.com/teamscc/teamscc/shared/funchost"
 	"github.com/teamscc/teamscc/shared/graph"
@@ -141,6 +142,8 @@ type deps struct {
 	platform   calls.Platform       // Graph's call API; nil: calls not configured
 	callAuth   teams.Authenticator  // the calling platform's tokens; nil: calls not configured
 	tuneCalls  func(*calls.Options) // tests: shorter budgets
+	dirGraph   directory.Graph      // the tenants' directories; nil: not configured
+	dirSyncs   directory.Store
 }
 
 // stores is every store interface, as one adapter implements them.
@@ -155,6 +158,7 @@ type stores interface {
 	outbound.Store
 	userstate.Store
 	calls.Store
+	directory.Store
 }
 
 func openStores(ctx context.Context, cfg config.Config, getenv func(string) string) (stores, error) {
@@ -206,7 +210,10 @@ func azureDeps(ctx context.Context, cfg config.Config, getenv func(string) strin
 		resolver.Groups = gc
 	}
 	d := deps{tenants: s, secrets: s, presences: s, parked: s, reader: r, source: presence.SourceExtended, now: time.Now, interact: s,
-		routes: s, sender: snd, audit: s, userStates: s, calls: s, admin: newAdminAuth(splitList(cfg.Values["AdminAudiences"]), v, resolver, s)}
+		routes: s, sender: snd, audit: s, userStates: s, calls: s, dirSyncs: s, admin: newAdminAuth(splitList(cfg.Values["AdminAudiences"]), v, resolver, s)}
+	if g, ok := r.(directory.Graph); ok {
+		d.dirGraph = g
+	}
 	if p, ok := r.(calls.Platform); ok && cfg.Calling.WebhookURL != "" {
 		cv, err := entra.NewCallingValidator(entra.CallingOptions{MetadataURL: cfg.Calling.MetadataURL, Audience: cfg.Graph.ClientID})
 		if err != nil {
@@ -265,13 +272,19 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 	refresher.OnChanged(func(ctx context.Context, tenantID string, changed []presence.Presence) error {
 		return errors.Join(tracker.PresenceChanged(ctx, tenantID, changed), engine.PresenceChanged(ctx, tenantID, changed))
 	})
+	var dir *directory.Directory
+	if d.dirGraph != nil && d.dirSyncs != nil {
+		dir = directory.New(directory.Options{Graph: d.dirGraph, Store: d.dirSyncs, Tenants: d.tenants, Secrets: d.secrets, Routes: tracked,
+			Now: d.now, Log: funchost.Logger})
+	}
 	routes(app, d.admin, &handlers{refresher: refresher, tenants: d.tenants, presences: d.presences, parked: d.parked, tracker: tracker},
-		&tenantAdmin{tenants: d.tenants, secrets: d.secrets, audit: d.audit, routes: tracked, tracker: tracker, now: d.now},
+		&tenantAdmin{tenants: d.tenants, secrets: d.secrets, audit: d.audit, routes: tracked, tracker: tracker, now: d.now, dir: dir},
 		&reports{store: d.userStates, now: d.now})
+	directoryRoutes(app, d.admin, &directoryAdmin{dir: dir})
 	interactRoutes(app, d.admin, newInteractHandler(cfg, d))
 	routingRoutes(app, d.admin, rh)
 	outboundRoutes(app, d.admin, newOutboundHandlers(cfg, d, engine))
-	serviceRoutes(app, d.admin, &serviceAdmin{store: tracked, tenants: d.tenants, audit: d.audit, now: d.now})
+	serviceRoutes(app, d.admin, &serviceAdmin{store: tracked, tenants: d.tenants, audit: d.audit, now: d.now, dir: dir})
 	return app
 }
 

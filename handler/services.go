@@ -17,6 +17,7 @@ import (
 
 	"github.com/teamscc/teamscc/shared/access"
 	"github.com/teamscc/teamscc/shared/audit"
+	"github.com/teamscc/teamscc/shared/directory"
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/funchost"
 	"github.com/teamscc/teamscc/shared/routing"
@@ -33,6 +34,58 @@ type serviceAdmin struct {
 	tenants tenant.Store
 	audit   audit.Store
 	now     func() time.Time
+	dir     *directory.Directory // syncs a Team named on create or patch; nil: not configured
+}
+
+// teamSyncBudget bounds the Team sync a create or patch runs before it answers; a
+// sync cut short is finished by the next one (the DirectorySync timer).
+const teamSyncBudget = 30 * time.Second
+
+// serviceAnswer is a service as a create or patch answers it: with the outcome of the
+// Team sync it ran, or a warning saying why none ran.
+type serviceAnswer struct {
+	routing.Service
+	Sync     *directory.SyncResult `json:"sync,omitempty"`
+	Warnings []string              `json:"warnings,omitempty"`
+}
+
+// answerWithTeam writes s; when s names a Team (new, or changed by this request) its
+// members are synced first, so the service's agents are there when the admin looks.
+// A sync that fails leaves the service as written, with a warning.
+func (sa *serviceAdmin) answerWithTeam(w http.ResponseWriter, r *http.Request, status int, s routing.Service, teamChanged bool) {
+	call := adminFrom(r.Context())
+	out := serviceAnswer{}
+	if teamChanged && s.Team != "" && sa.dir != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), teamSyncBudget)
+		res, err := sa.dir.SyncService(ctx, s.TenantID, s.ID)
+		cancel()
+		switch {
+		case err != nil:
+			funchost.Logger(r.Context()).Warn("team sync after a service change failed", "tenant", s.TenantID, "service", s.ID, "err", err)
+			out.Warnings = []string{"team: members not synced yet (" + syncFailure(err) + "); the DirectorySync timer retries"}
+		default:
+			out.Sync = &res
+			if cur, err := sa.store.GetService(r.Context(), s.TenantID, s.ID); err == nil {
+				s = cur // the sync wrote the Team's owners
+			}
+		}
+	}
+	out.Service = serviceView(s, call.mask)
+	w.Header().Set("ETag", strconv.Quote(strconv.FormatInt(s.Version, 10)))
+	funchost.WriteJSON(w, status, out)
+}
+
+// syncFailure says why a Team sync failed, in words for the admin.
+func syncFailure(err error) string {
+	switch {
+	case errors.Is(err, directory.ErrNoCredential):
+		return "no credential may read the tenant's directory"
+	case errors.Is(err, fault.ErrNotFound):
+		return "the Team was not found in the tenant's directory"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the directory did not answer in time"
+	}
+	return "the directory could not be read"
 }
 
 // Limits of the API's own fields (the service's settings are routing's rules).
@@ -152,6 +205,7 @@ type serviceInput struct {
 	PSTNLicence  bool                  `json:"pstnLicence"`
 	Distribution routing.Distribution  `json:"distribution"`
 	Calls        routing.CallFlow      `json:"calls"`
+	Team         string                `json:"team"`
 	PhoneNumbers []routing.PhoneNumber `json:"phoneNumbers"`
 	Targets      []string              `json:"targets"`
 	Owners       []string              `json:"owners"`
@@ -185,7 +239,7 @@ func (sa *serviceAdmin) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := routing.Service{TenantID: call.tenant.ID, ID: in.ID, Name: name, Type: in.Type, PSTNLicence: in.PSTNLicence,
-		Distribution: in.Distribution, Calls: in.Calls, PhoneNumbers: in.PhoneNumbers, Targets: in.Targets, Owners: in.Owners, UpdatedAt: sa.now().UTC()}
+		Distribution: in.Distribution, Calls: in.Calls, Team: strings.ToLower(in.Team), PhoneNumbers: in.PhoneNumbers, Targets: in.Targets, Owners: in.Owners, UpdatedAt: sa.now().UTC()}
 	if in.Type == "" {
 		funchost.WriteError(w, r, fault.Invalid("type", "required: TeamsBased, SkillBased or None"))
 		return
@@ -200,13 +254,13 @@ func (sa *serviceAdmin) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sa.record(r.Context(), call, "services/"+s.ID, "service.create", auditFields(body))
-	writeService(w, http.StatusCreated, s, call.mask)
+	sa.answerWithTeam(w, r, http.StatusCreated, s, true)
 }
 
 // patchable are the service fields a PATCH may name; ownerPatchable those a team
 // owner may change.
 var (
-	patchable      = []string{"name", "type", "pstnLicence", "distribution", "calls", "phoneNumbers", "targets", "owners"}
+	patchable      = []string{"name", "type", "pstnLicence", "distribution", "calls", "team", "phoneNumbers", "targets", "owners"}
 	readOnly       = []string{"id", "tenantId", "version", "updatedAt", "pendingDeletion"}
 	ownerPatchable = []string{"distribution"}
 )
@@ -262,6 +316,7 @@ func (sa *serviceAdmin) update(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	now := sa.now().UTC()
+	teamChanged := false
 	s, err = sa.store.UpdateService(r.Context(), call.tenant.ID, s.ID, func(cur *routing.Service) error {
 		if cur.Version != base {
 			return fmt.Errorf("If-Match: version %d, the service is at %d: %w", base, cur.Version, fault.ErrPrecondition)
@@ -277,6 +332,7 @@ func (sa *serviceAdmin) update(w http.ResponseWriter, r *http.Request) {
 		if err := next.Validate(); err != nil {
 			return err
 		}
+		teamChanged = next.Team != cur.Team
 		*cur = next
 		return nil
 	})
@@ -285,7 +341,7 @@ func (sa *serviceAdmin) update(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sa.record(r.Context(), call, "services/"+s.ID, "service.update", auditFields(body))
-	writeService(w, http.StatusOK, s, call.mask)
+	sa.answerWithTeam(w, r, http.StatusOK, s, teamChanged)
 }
 
 // applyServicePatch merges patch (RFC 7386) into s's JSON and reads the result back
@@ -509,7 +565,7 @@ func (sa *serviceAdmin) updateAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	full := access.Allowed(call.roles, access.ManageServices)
 	owned := ownedServices(call, services)
-	if !full && len(owned) == 0 {
+	if !full && !call.self && len(owned) == 0 {
 		forbidden(w, r, "", "you are not an owner of any service of this tenant")
 		return
 	}
@@ -518,7 +574,18 @@ func (sa *serviceAdmin) updateAgent(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	if !full {
+	if call.self && !full {
+		// An agent changes their own duty profile: off duty or not, and which of
+		// their skills they work with; the services stay as admins assigned them.
+		switch {
+		case p.Skills != nil:
+			forbidden(w, r, "skills", "skills: an agent may change only their own duty profile")
+			return
+		case p.Active != nil:
+			forbidden(w, r, "active", "active: an agent may change only their own duty profile")
+			return
+		}
+	} else if !full {
 		if p.Skills != nil {
 			forbidden(w, r, "skills", "skills: a team owner may change only the active flags of their services")
 			return
@@ -545,7 +612,7 @@ func (sa *serviceAdmin) updateAgent(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !full { // the owner's services must be the agent's
+	if !full && !call.self { // the owner's services must be the agent's
 		st, a := states[id], dir[id]
 		if !slices.ContainsFunc(append(slices.Clone(st.Services), a.Services...), func(s string) bool { return owned[s] }) {
 			forbidden(w, r, "", "the agent is not a member of a service you own")
@@ -609,6 +676,9 @@ func (sa *serviceAdmin) updateAgent(w http.ResponseWriter, r *http.Request) {
 		duty := a.Duty
 		if p.Duty != nil {
 			duty = *p.Duty
+			if call.self && !full && !sameSet(duty.Services, a.Duty.Services) {
+				return errSelfServices
+			}
 			b, _ := json.Marshal(duty)
 			fields["duty"] = string(b)
 		}
@@ -638,6 +708,10 @@ func (sa *serviceAdmin) updateAgent(w http.ResponseWriter, r *http.Request) {
 		a.Skills, a.Duty, a.Inactive = skills, duty, inactive
 		return nil
 	})
+	if errors.Is(err, errSelfServices) {
+		forbidden(w, r, "duty.services", "duty.services: the services an agent is on duty for are assigned by admins")
+		return
+	}
 	if err != nil {
 		funchost.WriteError(w, r, err)
 		return
@@ -652,6 +726,58 @@ func (sa *serviceAdmin) updateAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	funchost.WriteJSON(w, http.StatusOK, newAgentView(call.mask, id, dir[id], states[id]))
+}
+
+// errSelfServices: an agent tried to change the services of their own duty profile.
+var errSelfServices = errors.New("an agent may not change the services of their duty")
+
+// sameSet reports whether a and b hold the same strings.
+func sameSet(a, b []string) bool {
+	x, y := slices.Clone(a), slices.Clone(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(x, y)
+}
+
+// getAgent shows one agent: admins any, a team owner the agents of their services,
+// an agent themselves.
+func (sa *serviceAdmin) getAgent(w http.ResponseWriter, r *http.Request) {
+	call := adminFrom(r.Context())
+	id := strings.ToLower(r.PathValue("agentId"))
+	if err := routing.CheckID("agentId", id); err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	var owned map[string]bool
+	if !access.Allowed(call.roles, access.ReadServices) && !call.self {
+		services, err := sa.store.ListServices(r.Context(), call.tenant.ID)
+		if err != nil {
+			funchost.WriteError(w, r, err)
+			return
+		}
+		if owned = ownedServices(call, services); len(owned) == 0 {
+			forbidden(w, r, "", "you are not an owner of any service of this tenant")
+			return
+		}
+	}
+	dir, states, err := sa.agentsOf(r.Context(), call.tenant.ID)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	a, inDir := dir[id]
+	st, inRouting := states[id]
+	if !inDir && !inRouting {
+		funchost.WriteError(w, r, fmt.Errorf("agent: %w", fault.ErrNotFound))
+		return
+	}
+	v := newAgentView(call.mask, id, a, st)
+	if owned != nil && !slices.ContainsFunc(v.Services, func(s string) bool { return owned[s] }) &&
+		!slices.ContainsFunc(v.Duty.Services, func(s string) bool { return owned[s] }) {
+		forbidden(w, r, "", "the agent is not a member of a service you own")
+		return
+	}
+	funchost.WriteJSON(w, http.StatusOK, v)
 }
 
 // newAgentView joins an agent's directory entry and routing state; memberships are

@@ -68,6 +68,9 @@ param outboundReconcileSchedule string = '0 */5 * * * *'
 @description('NCRONTAB schedule (UTC, with seconds) of the ProvisioningRun timer, which removes services pending deletion (ProvisioningSchedule).')
 param provisioningSchedule string = '0 30 * * * *'
 
+@description('NCRONTAB schedule (UTC, with seconds) of the DirectorySync timer, which brings every Teams-based service\'s agents in step with its Team (DirectorySyncSchedule).')
+param directorySyncSchedule string = '0 */15 * * * *'
+
 @description('NCRONTAB schedule (UTC, with seconds) of the CallsReconcile timer, which finishes overdue call steps, hangs up offer legs left ringing and keeps long calls alive (CallsReconcileSchedule).')
 param callsReconcileSchedule string = '*/30 * * * * *'
 
@@ -215,6 +218,7 @@ var appTables = [
   'Outbound'
   'UserStates'
   'Calls'
+  'DirectorySync'
 ]
 var tableNames = [for t in appTables: '${tableNamePrefix}${t}']
 
@@ -336,6 +340,7 @@ var appSettings = {
   OutboundReconcileSchedule: outboundReconcileSchedule
   ProvisioningSchedule: provisioningSchedule
   CallsReconcileSchedule: callsReconcileSchedule
+  DirectorySyncSchedule: directorySyncSchedule
   CallingWebhookUrl: callingWebhookUrl
   CallingOpenIdMetadataUrl: callingOpenIdMetadataUrl
   InteractKeyGraceSeconds: interactKeyGraceSeconds

@@ -20,6 +20,7 @@ const (
 	PartnerAdmin Role = "partnerAdmin" // member of the tenant's partner administration group
 	TenantAdmin  Role = "tenantAdmin"  // member of the tenant's administration group, signed in to that tenant
 	TeamOwner    Role = "teamOwner"    // owner of a service (per service)
+	Supervisor   Role = "supervisor"   // member of the tenant's supervisor group, signed in to that tenant
 	Member       Role = "member"       // signed in to the tenant, no admin role
 )
 
@@ -79,7 +80,7 @@ func (rs Resolver) For(ctx context.Context, c Caller, t tenant.Tenant) (Roles, e
 	groups := c.Groups
 	if c.GroupsOverage && rs.Groups != nil {
 		var wanted []string
-		for _, g := range []string{t.Security.PartnerAdminGroup, t.Security.TenantAdminGroup} {
+		for _, g := range []string{t.Security.PartnerAdminGroup, t.Security.TenantAdminGroup, t.Security.SupervisorGroup} {
 			if g != "" {
 				wanted = append(wanted, g)
 			}
@@ -109,6 +110,9 @@ func (rs Resolver) For(ctx context.Context, c Caller, t tenant.Tenant) (Roles, e
 	home := strings.EqualFold(c.TenantID, t.ID)
 	if home && in(t.Security.TenantAdminGroup) {
 		r.set[TenantAdmin] = true
+	}
+	if home && in(t.Security.SupervisorGroup) {
+		r.set[Supervisor] = true
 	}
 	if home && len(r.set) == 0 {
 		r.set[Member] = true
@@ -154,9 +158,15 @@ const (
 	TestPresence   Operation = "presence.test"   // Test UPN
 	ManageInteract Operation = "interact.manage" // widget key, settings, ACS check
 	ReadReports    Operation = "reports.read"
-	ReadRouting    Operation = "routing.read"    // explain
-	OperateCalls   Operation = "routing.operate" // simulate calls, call events, after-call work
-	ReadParked     Operation = "ops.parked"
+	ReadRouting    Operation = "routing.read"    // explain, call timelines
+	OperateCalls   Operation = "routing.operate" // hang up and transfer calls
+	// OperateAgent: end or extend an agent's after-call work, reset its RONA. An agent
+	// may do it for themselves (SelfMay).
+	OperateAgent Operation = "agent.operate"
+	// ReadDirectory: search the tenant's directory, read a group's members, sync a
+	// Team's members into its service.
+	ReadDirectory Operation = "directory.read"
+	ReadParked    Operation = "ops.parked"
 	// ScheduleOutbound: schedule, list and cancel a service's outbound tasks.
 	ScheduleOutbound Operation = "outbound.schedule"
 	// ReadServices: services and agents' routing profiles. A team owner may read
@@ -178,9 +188,11 @@ var rules = map[Operation][]Role{
 	ReadPresence:     {Operator, PartnerAdmin, TenantAdmin},
 	TestPresence:     {Operator, PartnerAdmin, TenantAdmin},
 	ManageInteract:   {Operator, PartnerAdmin, TenantAdmin},
-	ReadReports:      {Operator, PartnerAdmin, TenantAdmin},
-	ReadRouting:      {Operator, PartnerAdmin, TenantAdmin},
+	ReadReports:      {Operator, PartnerAdmin, TenantAdmin, Supervisor},
+	ReadRouting:      {Operator, PartnerAdmin, TenantAdmin, Supervisor},
 	OperateCalls:     {Operator, TenantAdmin},
+	OperateAgent:     {Operator, TenantAdmin},
+	ReadDirectory:    {Operator, PartnerAdmin, TenantAdmin},
 	ReadParked:       {Operator},
 	ScheduleOutbound: {Operator, PartnerAdmin, TenantAdmin},
 	ReadServices:     {Operator, PartnerAdmin, TenantAdmin},
@@ -195,9 +207,28 @@ var ownerRules = map[Operation]bool{
 	ManageServices: true,
 }
 
+// selfRules are the operations an agent signed in to the tenant may do on their own
+// agent (the route names them as {agentId}): read their profile, change their duty
+// profile (the handler allows that field only), end or extend their after-call work
+// and reset their RONA.
+var selfRules = map[Operation]bool{
+	ReadServices:   true,
+	ManageServices: true,
+	OperateAgent:   true,
+}
+
+// SelfMay reports whether caller c, signed in to tenant t, may do op on the agent
+// agentID as that agent: only on themselves, only the self-service operations.
+func SelfMay(c Caller, t tenant.Tenant, op Operation, agentID string) bool {
+	return selfRules[op] && c.ObjectID != "" && agentID != "" && t.ID != "" &&
+		strings.EqualFold(c.ObjectID, agentID) && strings.EqualFold(c.TenantID, t.ID)
+}
+
 // OwnerMay reports whether a caller signed in to the tenant (a member) may attempt op
 // as a team owner, subject to the per-service check with Owns.
-func OwnerMay(r Roles, op Operation) bool { return ownerRules[op] && r.Has(Member) }
+func OwnerMay(r Roles, op Operation) bool {
+	return ownerRules[op] && (r.Has(Member) || r.Has(Supervisor))
+}
 
 // Allowed reports whether roles permit op.
 func Allowed(r Roles, op Operation) bool {
@@ -215,7 +246,8 @@ type Masker struct {
 	users, customers bool
 }
 
-// MaskerFor decides what the caller sees of t's identifiers.
+// MaskerFor decides what the caller sees of t's identifiers: partners per the tenant's
+// privacy choices; everybody else (a supervisor among them) sees them.
 func MaskerFor(r Roles, t tenant.Tenant) Masker {
 	if r.Has(Operator) || r.Has(TenantAdmin) || !r.Has(PartnerAdmin) {
 		return Masker{}

@@ -56,6 +56,7 @@ var Settings = []Setting{
 	{Name: "EntraJwksUrl", Doc: "Entra signing keys (JWKS) URL; empty: `EntraAuthorityHost` + `common/discovery/v2.0/keys`."},
 	{Name: "CallingWebhookUrl", Doc: "Public https URL of the calling webhook (`…/api/teams/notifications`): the callback of every call the app answers or places, and the \"Webhook (for calling)\" of the Azure Bot. Empty: calls are refused (the webhook answers 503)."},
 	{Name: "CallingOpenIdMetadataUrl", Default: "https://api.aps.skype.com/v1/.well-known/OpenIdConfiguration", Doc: "OpenID metadata of Microsoft's calling platform: the keys its notification tokens are signed with (tests and the local runner point it at their fake)."},
+	{Name: "DirectorySyncSchedule", Default: "0 */15 * * * *", Doc: "NCRONTAB schedule of the DirectorySync timer: brings every Teams-based service's agents in step with its Team's members and owners (Graph delta queries)."},
 	{Name: "CallsReconcileSchedule", Default: "*/30 * * * * *", Doc: "NCRONTAB schedule of the CallsReconcile timer: finishes call steps that are overdue (a lost notification, a crash), hangs up offer legs left ringing, keeps long calls alive."},
 	{Name: "OutboundRequestsQueue", Default: "outbound-requests", Doc: "Service Bus queue of outbound scheduling requests (ScheduleOutbound; e.g. from Power Automate)."},
 	{Name: "OutboundDueQueue", Default: "outbound-due", Doc: "Service Bus queue the accepted outbound tasks are scheduled on for their due time (OutboundDue)."},

@@ -72,7 +72,8 @@ type Fake struct {
 
 	hook atomic.Pointer[func(r *http.Request)]
 
-	calling *fakeCalling // the calling platform (fakecalls.go)
+	calling *fakeCalling   // the calling platform (fakecalls.go)
+	dir     *fakeDirectory // Entra users and groups (fakedirectory.go)
 }
 
 type fakePresence struct {
@@ -123,6 +124,8 @@ func NewFake() *Fake {
 	mux.HandleFunc("POST /v1.0/users/{user}/checkMemberGroups", f.graph(f.serveCheckMemberGroups))
 	f.calling = newFakeCalling(f)
 	f.calling.register(mux)
+	f.dir = newFakeDirectory(f)
+	f.dir.register(mux)
 	f.srv = httptest.NewUnstartedServer(mux)
 	f.srv.EnableHTTP2 = true
 	f.srv.StartTLS()

@@ -2,7 +2,8 @@
 // tenant's presence accounts (ROPC, delegated Presence.Read.All) or this app's own
 // application permission, and implements presence.Reader. It is also the calling
 // platform of the call controller (calls.Platform, calls.go): Graph's call API with
-// the app's application credential.
+// the app's application credential. And it reads the tenants' directories for
+// directory.Graph (directory.go): Teams' members by delta query, users, groups.
 //
 // msgraph and azidentity types stay inside this package: nothing msgraph-typed is
 // exported. The package also exports Fake (fakegraph.go), an in-process fake of Entra

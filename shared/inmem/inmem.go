@@ -38,6 +38,7 @@ type Store struct {
 	ob       outboundData  // outbound tasks and counters (outbound.go)
 	us       userStates    // user-state cursors and records (userstate.go)
 	calls    *callData     // calls (calls.go)
+	dir      syncStates    // directory sync states (directory.go)
 }
 
 type versioned[T any] struct {

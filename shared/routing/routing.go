@@ -158,6 +158,9 @@ type Service struct {
 	Distribution    Distribution `json:"distribution"`
 	// Calls is how the service treats a call: audio, open or closed, exit.
 	Calls CallFlow `json:"calls"`
+	// Team is the group id of the Team a Teams-based service follows: its members
+	// are the service's agents, its owners the service's owners (package directory).
+	Team string `json:"team,omitempty"`
 	// Targets are the identities a call to this service arrives on: resource-account
 	// (application instance) object ids and/or E.164 phone numbers (at most
 	// MaxTargets, no duplicates). A target belongs to one service of a tenant; a
@@ -354,6 +357,9 @@ func (s Service) Validate() error {
 	}
 	if err := s.Calls.validate(s.ID); err != nil {
 		return err
+	}
+	if s.Team != "" && (s.Type != TeamsBased || !tenant.IsGUID(s.Team)) {
+		return fault.Invalid("team", "a Teams-based service's Team: its group object id (GUID)")
 	}
 	if len(s.Owners) > MaxOwners {
 		return fault.Invalid("owners", fmt.Sprintf("at most %d", MaxOwners))

@@ -15,6 +15,7 @@
 //	RoutingQueues, RoutingAgents, RoutingKeys: see routing.go
 //	Outbound: see outbound.go
 //	Calls           PK tenant id      RK call id          Data (JSON) + Phase, Direction, ServiceId, Open, Created, NextAt (only when set); see calls.go
+//	DirectorySync   PK tenant id      RK service id       Data (JSON) + GroupId, At (only when set), Members; see directory.go
 //
 // Data is the authoritative JSON of the domain struct (so a field added to the domain
 // is kept without touching this package); the typed columns beside it are copies for
@@ -62,9 +63,10 @@ var allTables = []string{tableTenants, tableAgents, tableSecrets, tablePresences
 	tableInteractSettings, tableInteractSessions,
 	tableRoutingQueues, tableRoutingAgents, tableRoutingKeys, // routing tables: see routing.go
 	tableAudit,
-	tableOutbound,   // outbound tasks and counters: see outbound.go
-	tableUserStates, // user-state cursors and records: see userstate.go
-	tableCalls}      // call controller state: see calls.go
+	tableOutbound,      // outbound tasks and counters: see outbound.go
+	tableUserStates,    // user-state cursors and records: see userstate.go
+	tableCalls,         // call controller state: see calls.go
+	tableDirectorySync} // Teams membership sync states: see directory.go
 
 // Store is the Table storage implementation of the domain stores. Create it with Open.
 type Store struct {

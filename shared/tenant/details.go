@@ -31,6 +31,9 @@ type Contact struct {
 type Security struct {
 	TenantAdminGroup  string `json:"tenantAdminGroup,omitempty"`  // group object id in the tenant's directory
 	PartnerAdminGroup string `json:"partnerAdminGroup,omitempty"` // group object id in the partner's directory
+	// SupervisorGroup's members (in the tenant's directory) read reports, call
+	// timelines and routing explanations, and change nothing.
+	SupervisorGroup string `json:"supervisorGroup,omitempty"`
 }
 
 // Privacy is what partners may see, and whether agent states are tracked.

@@ -234,6 +234,7 @@ var Fields = []Field{
 	str("details.technicalContact.sip", LevelTenant, optional(sip), func(t *Tenant) *string { return &t.Details.Contact.SIP }),
 	str("security.tenantAdminGroup", LevelTechnical, optional(groupID), func(t *Tenant) *string { return &t.Security.TenantAdminGroup }),
 	str("security.partnerAdminGroup", LevelTechnical, optional(groupID), func(t *Tenant) *string { return &t.Security.PartnerAdminGroup }),
+	str("security.supervisorGroup", LevelTechnical, optional(groupID), func(t *Tenant) *string { return &t.Security.SupervisorGroup }),
 	boolean("privacy.partnerSeesUserIdentifiers", LevelTenantOwned, func(t *Tenant) *bool { return &t.Privacy.PartnerSeesUserIDs }),
 	boolean("privacy.partnerSeesCustomerIdentifiers", LevelTenantOwned, func(t *Tenant) *bool { return &t.Privacy.PartnerSeesCustomerIDs }),
 	boolean("privacy.trackUserStates", LevelTenantOwned, func(t *Tenant) *bool { return &t.Privacy.TrackUserStates }),
