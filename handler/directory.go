@@ -147,59 +147,60 @@ func nextLink(r *http.Request, top int, token string) string {
 	return r.URL.Path + "?" + q.Encode()
 }
 
-// searchUsers is GET /api/tenants/{tenantId}/directory/users?search=&$top=&$skiptoken=.
-func (h *directoryAdmin) searchUsers(w http.ResponseWriter, r *http.Request) {
+// pagedRead reads what a paged directory read needs: the tenant in the path, $top and
+// $skiptoken; false when it already answered (not configured, bad input).
+func (h *directoryAdmin) pagedRead(w http.ResponseWriter, r *http.Request) (tenantID string, top int, page string, ok bool) {
 	if !h.ready(w, r) {
-		return
+		return "", 0, "", false
 	}
 	ids, err := pathIDs(r, "tenantId")
+	if err == nil {
+		top, page, err = pageQuery(r)
+	}
 	if err != nil {
 		funchost.WriteError(w, r, err)
-		return
+		return "", 0, "", false
 	}
-	top, page, err := pageQuery(r)
-	if err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	us, next, err := h.dir.SearchUsers(r.Context(), ids[0], r.URL.Query().Get("search"), top, page)
-	if err != nil {
-		writeDirectoryError(w, r, err)
-		return
-	}
-	out := map[string]any{"value": usersView(adminFrom(r.Context()).mask, us)}
+	return ids[0], top, page, true
+}
+
+// writePage answers a page of users under key (with the other fields of out), with
+// the link to the next page when there is one.
+func writePage(w http.ResponseWriter, r *http.Request, out map[string]any, key string, us []directory.User, top int, next string) {
+	out[key] = usersView(adminFrom(r.Context()).mask, us)
 	if l := nextLink(r, top, next); l != "" {
 		out["@odata.nextLink"] = l
 	}
 	funchost.WriteJSON(w, http.StatusOK, out)
 }
 
+// searchUsers is GET /api/tenants/{tenantId}/directory/users?search=&$top=&$skiptoken=.
+func (h *directoryAdmin) searchUsers(w http.ResponseWriter, r *http.Request) {
+	tenantID, top, page, ok := h.pagedRead(w, r)
+	if !ok {
+		return
+	}
+	us, next, err := h.dir.SearchUsers(r.Context(), tenantID, r.URL.Query().Get("search"), top, page)
+	if err != nil {
+		writeDirectoryError(w, r, err)
+		return
+	}
+	writePage(w, r, map[string]any{}, "value", us, top, next)
+}
+
 // group is GET /api/tenants/{tenantId}/groups/{groupId}?$top=&$skiptoken=: a group
 // of the tenant's directory with a page of its members.
 func (h *directoryAdmin) group(w http.ResponseWriter, r *http.Request) {
-	if !h.ready(w, r) {
+	tenantID, top, page, ok := h.pagedRead(w, r)
+	if !ok {
 		return
 	}
-	ids, err := pathIDs(r, "tenantId")
-	if err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	top, page, err := pageQuery(r)
-	if err != nil {
-		funchost.WriteError(w, r, err)
-		return
-	}
-	g, us, next, err := h.dir.GroupMembers(r.Context(), ids[0], strings.ToLower(r.PathValue("groupId")), top, page)
+	g, us, next, err := h.dir.GroupMembers(r.Context(), tenantID, strings.ToLower(r.PathValue("groupId")), top, page)
 	if err != nil {
 		writeDirectoryError(w, r, fmt.Errorf("group: %w", err))
 		return
 	}
-	out := map[string]any{"id": g.ID, "displayName": g.DisplayName, "members": usersView(adminFrom(r.Context()).mask, us)}
-	if l := nextLink(r, top, next); l != "" {
-		out["@odata.nextLink"] = l
-	}
-	funchost.WriteJSON(w, http.StatusOK, out)
+	writePage(w, r, map[string]any{"id": g.ID, "displayName": g.DisplayName}, "members", us, top, next)
 }
 
 // syncAll is the DirectorySync timer.

@@ -17,6 +17,7 @@ import (
 	"github.com/teamscc/teamscc/shared/directory"
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/presence"
+	"github.com/teamscc/teamscc/shared/tenant"
 )
 
 // The Reader is also the directory's Graph (directory.Graph): Entra users and groups
@@ -298,7 +299,7 @@ func (r *Reader) Users(ctx context.Context, tenantID string, cred presence.Crede
 	uniq := make([]string, 0, len(ids))
 	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
-		if !isGUID(id) {
+		if !tenant.IsGUID(id) {
 			return nil, fault.Invalid("ids", "must be object ids (GUIDs)")
 		}
 		if k := strings.ToLower(id); !seen[k] {
@@ -351,7 +352,7 @@ func (r *Reader) FindUser(ctx context.Context, tenantID string, cred presence.Cr
 		return directory.User{}, err
 	}
 	key := "userPrincipalName"
-	if isGUID(user) {
+	if tenant.IsGUID(user) {
 		key = "id"
 	}
 	f := key + " eq " + odataString(user)
@@ -600,32 +601,11 @@ func (r *Reader) dirFault(ctx context.Context, op string, cred presence.Credenti
 // odataString is s as an OData string literal: quoted, with ' doubled.
 func odataString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
-// isGUID reports whether s is a GUID in its 8-4-4-4-12 hex form.
-func isGUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 func checkGUID(field, s string) error {
 	if s == "" {
 		return fault.Invalid(field, "required")
 	}
-	if !isGUID(s) {
+	if !tenant.IsGUID(s) {
 		return fault.Invalid(field, "must be a GUID")
 	}
 	return nil
@@ -637,7 +617,7 @@ func checkUser(s string) error {
 	if s == "" {
 		return fault.Invalid("user", "required")
 	}
-	if isGUID(s) {
+	if tenant.IsGUID(s) {
 		return nil
 	}
 	at := strings.LastIndexByte(s, '@')

@@ -1,12 +1,10 @@
 package graph
 
 import (
-	"compress/gzip"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -16,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/teamscc/teamscc/shared/directory"
+	"github.com/teamscc/teamscc/shared/tenant"
 )
 
 // The Fake's directory: Entra users and groups under /v1.0, behind the same
@@ -589,7 +588,7 @@ func deltaFilter(f string) (string, bool) {
 		return "", false
 	}
 	id := strings.TrimSuffix(rest, "'")
-	return id, isGUID(id)
+	return id, tenant.IsGUID(id)
 }
 
 // deltaSelect reads which relationships $select tracks (none named: both).
@@ -723,7 +722,7 @@ func (d *fakeDirectory) serveMembers(w http.ResponseWriter, r *http.Request) {
 
 // groupPathID answers a group id that is not a GUID as Entra does.
 func groupPathID(w http.ResponseWriter, r *http.Request) bool {
-	if id := r.PathValue("group"); !isGUID(id) {
+	if id := r.PathValue("group"); !tenant.IsGUID(id) {
 		graphError(w, http.StatusBadRequest, "Request_BadRequest", "Invalid object identifier '"+id+"'.")
 		return false
 	}
@@ -734,15 +733,9 @@ func (d *fakeDirectory) serveGetByIDs(w http.ResponseWriter, r *http.Request) {
 	if !d.enter(w, r, &d.getByIDs) {
 		return
 	}
-	var body io.Reader = r.Body
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			graphError(w, http.StatusBadRequest, "BadRequest", "Invalid gzip body.")
-			return
-		}
-		defer zr.Close()
-		body = zr
+	body, ok := requestBody(w, r)
+	if !ok {
+		return
 	}
 	var req struct {
 		IDs   []string `json:"ids"`
@@ -757,7 +750,7 @@ func (d *fakeDirectory) serveGetByIDs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, id := range req.IDs {
-		if !isGUID(id) {
+		if !tenant.IsGUID(id) {
 			graphError(w, http.StatusBadRequest, "Request_BadRequest", "Invalid GUID specified.")
 			return
 		}
@@ -1148,7 +1141,7 @@ func (p *filterParser) unary() func(*fakeUser) bool {
 		p.unsupported()
 		return never
 	}
-	if strings.EqualFold(prop.text, "id") && !isGUID(lit.text) {
+	if strings.EqualFold(prop.text, "id") && !tenant.IsGUID(lit.text) {
 		p.code, p.err = "Request_BadRequest", "Invalid object identifier '"+lit.text+"'."
 		return never
 	}

@@ -592,16 +592,24 @@ func fakePrincipal(authz string) (string, bool) {
 
 const presencesPrefix = `{"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#Collection(microsoft.graph.presence)","value":[`
 
+// requestBody is r's body, unzipped when the SDK sent it gzip-compressed; false when
+// it already answered a broken one.
+func requestBody(w http.ResponseWriter, r *http.Request) (io.Reader, bool) {
+	if !strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		return r.Body, true
+	}
+	zr, err := gzip.NewReader(r.Body)
+	if err != nil {
+		graphError(w, http.StatusBadRequest, "BadRequest", "Invalid gzip body.")
+		return nil, false
+	}
+	return zr, true
+}
+
 func (f *Fake) servePresences(w http.ResponseWriter, r *http.Request) {
-	var body io.Reader = r.Body
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			graphError(w, http.StatusBadRequest, "BadRequest", "Invalid gzip body.")
-			return
-		}
-		defer zr.Close()
-		body = zr
+	body, ok := requestBody(w, r)
+	if !ok {
+		return
 	}
 	var req struct {
 		IDs []string `json:"ids"`
