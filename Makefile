@@ -6,7 +6,7 @@ AZURITE := .tools/node_modules/.bin/azurite-table
 STATICCHECK_VERSION := v0.8.2
 GO ?= go
 
-.PHONY: run test bench lint ci package clean-tools
+.PHONY: run test bench lint ci package clean-tools azurite
 
 run:
 	$(GO) run ./handler -local
@@ -14,10 +14,20 @@ run:
 $(AZURITE):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error azurite@$(AZURITE_VERSION)
 
-test: $(AZURITE)
+# Azurite $(AZURITE_VERSION) decodes each network chunk of a table request on its own, so a
+# multi-byte character that straddles two chunks is stored as U+FFFD (Azure/Azurite#2670;
+# real Table storage is not affected). The tests store large non-ASCII entities, so the
+# installed copy decodes the whole body at once; the step fails if the line moved.
+AZURITE_SERIALIZER := .tools/node_modules/azurite/dist/src/table/generated/utils/serializer.js
+azurite: $(AZURITE)
+	@grep -q 'Buffer.concat(segments)' $(AZURITE_SERIALIZER) || \
+	  sed -i 's/const joined = segments.join("");/const joined = Buffer.concat(segments).toString("utf8");/' $(AZURITE_SERIALIZER)
+	@grep -q 'Buffer.concat(segments)' $(AZURITE_SERIALIZER) || { echo "Azurite's request decoding could not be fixed: see the Makefile"; exit 1; }
+
+test: azurite
 	REQUIRE_AZURITE=1 $(GO) test -race -count=1 ./...
 
-bench: $(AZURITE)
+bench: azurite
 	$(GO) test -run '^$$' -bench PresenceRefresh -benchmem -benchtime 5x ./shared/graph/
 	$(GO) test -run '^$$' -bench StartToReady -benchtime 20x ./handler/
 	$(GO) test -run '^$$' -bench Dispatch -benchmem ./shared/funchost/
