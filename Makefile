@@ -29,6 +29,8 @@ test: azurite
 
 bench: azurite
 	$(GO) test -run '^$$' -bench PresenceRefresh -benchmem -benchtime 5x ./shared/graph/
+	REQUIRE_AZURITE=1 $(GO) test -run '^$$' -bench PresenceRefreshAzurite -benchtime 5x ./shared/tables/
+	REQUIRE_AZURITE=1 $(GO) test -count=1 -v -run TestAPresencePollsTableStorageRequests ./shared/tables/ | grep 'table requests'
 	$(GO) test -run '^$$' -bench StartToReady -benchtime 20x ./handler/
 	$(GO) test -run '^$$' -bench Dispatch -benchmem ./shared/funchost/
 	$(GO) test -run '^$$' -bench SavePresences -benchmem ./shared/tables/

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -52,11 +53,12 @@ func (c *clock) Advance(d time.Duration) {
 // window as Service Bus does, and delivers due messages to their functions with the
 // host's envelope.
 type busQueue struct {
-	clk  *clock
-	mu   sync.Mutex
-	msgs []busMessage
-	seen map[string]time.Time // queue + message id → when sent
-	seq  int64
+	clk       *clock
+	mu        sync.Mutex
+	msgs      busHeap              // by visibility time, then sequence
+	cancelled map[int64]bool       // sequence numbers cancelled while scheduled
+	seen      map[string]time.Time // queue + message id → when sent
+	seq       int64
 }
 
 type busMessage struct {
@@ -64,6 +66,26 @@ type busMessage struct {
 	m     queue.Message
 	at    time.Time
 	seq   int64
+}
+
+// busHeap orders messages by when they become visible, then by sequence: due takes
+// what is visible without walking what is scheduled later.
+type busHeap []busMessage
+
+func (h busHeap) Len() int { return len(h) }
+func (h busHeap) Less(i, j int) bool {
+	if !h[i].at.Equal(h[j].at) {
+		return h[i].at.Before(h[j].at)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h busHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *busHeap) Push(x any)   { *h = append(*h, x.(busMessage)) }
+func (h *busHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 func (q *busQueue) add(name string, m queue.Message, at time.Time) int64 {
@@ -75,7 +97,7 @@ func (q *busQueue) add(name string, m queue.Message, at time.Time) int64 {
 	}
 	q.seen[key] = q.clk.Now()
 	q.seq++
-	q.msgs = append(q.msgs, busMessage{queue: name, m: m, at: at, seq: q.seq})
+	heap.Push(&q.msgs, busMessage{queue: name, m: m, at: at, seq: q.seq})
 	return q.seq
 }
 
@@ -91,24 +113,36 @@ func (q *busQueue) Schedule(_ context.Context, name string, m queue.Message, at 
 func (q *busQueue) Cancel(_ context.Context, _ string, seq int64) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.msgs = slices.DeleteFunc(q.msgs, func(b busMessage) bool { return b.seq == seq })
+	if q.cancelled == nil {
+		q.cancelled = map[int64]bool{}
+	}
+	q.cancelled[seq] = true
 	return nil
 }
 
-// due takes the messages visible now.
+// forget drops every message not yet due and every remembered id (benchmarks that
+// never deliver them: the broker holds those, not the app).
+func (q *busQueue) forget() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.msgs, q.cancelled = nil, nil
+	clear(q.seen)
+}
+
+// due takes the messages visible now, in the order they were sent.
 func (q *busQueue) due() []busMessage {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	now := q.clk.Now()
-	var out, keep []busMessage
-	for _, b := range q.msgs {
-		if b.at.After(now) {
-			keep = append(keep, b)
-		} else {
-			out = append(out, b)
+	var out []busMessage
+	for len(q.msgs) > 0 && !q.msgs[0].at.After(now) {
+		b := heap.Pop(&q.msgs).(busMessage)
+		if q.cancelled[b.seq] {
+			delete(q.cancelled, b.seq)
+			continue
 		}
+		out = append(out, b)
 	}
-	q.msgs = keep
 	sort.Slice(out, func(i, j int) bool { return out[i].seq < out[j].seq })
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -21,6 +22,7 @@ type Store struct {
 	mu        sync.RWMutex
 	tenants   map[string]tenant.Tenant
 	agents    map[string]map[string]tenant.Agent
+	agentsVer map[string]int64 // tenant → count of agent writes (AgentsVersion)
 	secrets   map[string]string
 	presences map[string]map[string]presence.Presence
 	health    map[string]versioned[presence.Health]
@@ -58,6 +60,7 @@ func New() *Store {
 	return &Store{
 		tenants:   map[string]tenant.Tenant{},
 		agents:    map[string]map[string]tenant.Agent{},
+		agentsVer: map[string]int64{},
 		secrets:   map[string]string{},
 		presences: map[string]map[string]presence.Presence{},
 		health:    map[string]versioned[presence.Health]{},
@@ -118,10 +121,15 @@ func (s *Store) ListAgents(_ context.Context, tenantID string) ([]tenant.Agent, 
 	return out, nil
 }
 
-// PutAgents implements tenant.Store.
+// PutAgents implements tenant.Store: the agents and the version change together,
+// under the store's lock.
 func (s *Store) PutAgents(_ context.Context, tenantID string, agents []tenant.Agent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if len(agents) == 0 {
+		return nil
+	}
+	s.agentsVer[tenantID]++
 	m := s.agents[tenantID]
 	if m == nil {
 		m = map[string]tenant.Agent{}
@@ -133,6 +141,18 @@ func (s *Store) PutAgents(_ context.Context, tenantID string, agents []tenant.Ag
 		m[a.ID] = a
 	}
 	return nil
+}
+
+// AgentsVersion implements tenant.Store: the count of the tenant's agent writes, ""
+// before the first.
+func (s *Store) AgentsVersion(_ context.Context, tenantID string) (string, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := s.agentsVer[tenantID]
+	if n == 0 {
+		return "", nil
+	}
+	return strconv.FormatInt(n, 10), nil
 }
 
 func secretKey(tenantID, name string) string { return tenantID + "\x00" + name }

@@ -18,6 +18,8 @@ var _ routing.Store = (*Store)(nil)
 type routingData struct {
 	services map[string]routing.Service                    // tenant\x00service
 	tasks    map[string]map[string]versioned[routing.Task] // tenant\x00service → task id
+	open     map[string]map[string]bool                    // tenant\x00service → ids of its open tasks
+	members  map[string]map[string]bool                    // tenant\x00service → ids of its agents (the roster)
 	agents   map[string]map[string]versioned[routing.AgentState]
 	keys     map[string]time.Time
 	calls    map[string]routing.CallRef // call id → task (the call index)
@@ -28,9 +30,46 @@ type routingData struct {
 func (s *Store) rtLocked() *routingData {
 	if s.rt.services == nil {
 		s.rt = routingData{services: map[string]routing.Service{}, tasks: map[string]map[string]versioned[routing.Task]{},
+			open: map[string]map[string]bool{}, members: map[string]map[string]bool{},
 			agents: map[string]map[string]versioned[routing.AgentState]{}, keys: map[string]time.Time{}}
 	}
 	return &s.rt
+}
+
+// setIn adds (on) or removes id from the set under k.
+func setIn(sets map[string]map[string]bool, k, id string, on bool) {
+	m := sets[k]
+	switch {
+	case on && m == nil:
+		sets[k] = map[string]bool{id: true}
+	case on:
+		m[id] = true
+	case m != nil:
+		delete(m, id)
+	}
+}
+
+// putTask stores t (the lock held) and keeps the open-task index in step.
+func (rt *routingData) putTask(m map[string]versioned[routing.Task], t routing.Task) int64 {
+	rt.ver++
+	m[t.ID] = versioned[routing.Task]{v: t.Clone(), ver: rt.ver}
+	setIn(rt.open, svcKey(t.TenantID, t.ServiceID), t.ID, t.Open())
+	return rt.ver
+}
+
+// putAgent stores a (the lock held) and keeps the rosters in step.
+func (rt *routingData) putAgent(m map[string]versioned[routing.AgentState], a routing.AgentState) int64 {
+	if cur, ok := m[a.AgentID]; ok {
+		for _, sv := range cur.v.AllServices() {
+			setIn(rt.members, svcKey(a.TenantID, sv), a.AgentID, false)
+		}
+	}
+	for _, sv := range a.AllServices() {
+		setIn(rt.members, svcKey(a.TenantID, sv), a.AgentID, true)
+	}
+	rt.ver++
+	m[a.AgentID] = versioned[routing.AgentState]{v: a.Clone(), ver: rt.ver}
+	return rt.ver
 }
 
 func svcKey(tenantID, serviceID string) string { return tenantID + "\x00" + serviceID }
@@ -125,16 +164,66 @@ func (s *Store) LoadQueue(_ context.Context, tenantID, serviceID string) (routin
 	if !ok {
 		return routing.Service{}, nil, fmt.Errorf("load queue: %w", fault.ErrNotFound)
 	}
-	out := []routing.Task{}
-	for _, v := range rt.tasks[svcKey(tenantID, serviceID)] {
-		if v.v.Open() {
-			t := v.v.Clone()
-			t.ETag = etag(v.ver)
-			out = append(out, t)
-		}
+	return sv.Clone(), rt.openTasks(tenantID, serviceID), nil
+}
+
+// openTasks returns the service's open tasks by id (the lock held): the open-task
+// index, never the service's history.
+func (rt *routingData) openTasks(tenantID, serviceID string) []routing.Task {
+	k := svcKey(tenantID, serviceID)
+	all := rt.tasks[k]
+	out := make([]routing.Task, 0, len(rt.open[k]))
+	for id := range rt.open[k] {
+		v := all[id]
+		t := v.v.Clone()
+		t.ETag = etag(v.ver)
+		out = append(out, t)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return sv.Clone(), out, nil
+	return out
+}
+
+// LoadMatch implements routing.Store: the service, its open tasks and its members
+// with their current states and presences (the embedded store's rosters are always
+// current). The members' states share their maps and slices with the store, which
+// never changes a stored value in place: they are read-only (the engine clones an
+// agent's state before it reserves it).
+func (s *Store) LoadMatch(_ context.Context, tenantID, serviceID string) (routing.Queue, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := s.rtLocked()
+	k := svcKey(tenantID, serviceID)
+	sv, ok := rt.services[k]
+	if !ok {
+		return routing.Queue{}, fmt.Errorf("load match: %w", fault.ErrNotFound)
+	}
+	q := routing.Queue{Service: sv.Clone(), Tasks: rt.openTasks(tenantID, serviceID), Members: make([]routing.Member, 0, len(rt.members[k]))}
+	agents, ps := rt.agents[tenantID], s.presences[tenantID]
+	for id := range rt.members[k] {
+		v := agents[id]
+		a := v.v // shallow: see above
+		a.ETag = etag(v.ver)
+		p, hasP := ps[id]
+		q.Members = append(q.Members, routing.Member{State: a, Presence: p, HasPresence: hasP})
+	}
+	sort.Slice(q.Members, func(i, j int) bool { return q.Members[i].State.AgentID < q.Members[j].State.AgentID })
+	return q, nil
+}
+
+// Memberships implements routing.Store.
+func (s *Store) Memberships(_ context.Context, tenantID string, agentIDs []string) (map[string][]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	agents := s.rtLocked().agents[tenantID]
+	out := make(map[string][]string, len(agentIDs))
+	for _, id := range agentIDs {
+		if v, ok := agents[id]; ok {
+			if svcs := v.v.AllServices(); len(svcs) > 0 {
+				out[id] = svcs
+			}
+		}
+	}
+	return out, nil
 }
 
 // GetTask implements routing.Store.
@@ -164,10 +253,9 @@ func (s *Store) CreateTask(_ context.Context, t routing.Task) (routing.Task, err
 	if _, ok := m[t.ID]; ok {
 		return routing.Task{}, fmt.Errorf("create task: %w", fault.ErrConflict)
 	}
-	rt.ver++
-	m[t.ID] = versioned[routing.Task]{v: t.Clone(), ver: rt.ver}
+	ver := rt.putTask(m, t)
 	t = t.Clone()
-	t.ETag = etag(rt.ver)
+	t.ETag = etag(ver)
 	return t, nil
 }
 
@@ -184,10 +272,9 @@ func (s *Store) ReplaceTask(_ context.Context, t routing.Task) (routing.Task, er
 	if etag(cur.ver) != t.ETag {
 		return routing.Task{}, fmt.Errorf("replace task: %w", fault.ErrPrecondition)
 	}
-	rt.ver++
-	m[t.ID] = versioned[routing.Task]{v: t.Clone(), ver: rt.ver}
+	ver := rt.putTask(m, t)
 	t = t.Clone()
-	t.ETag = etag(rt.ver)
+	t.ETag = etag(ver)
 	return t, nil
 }
 
@@ -261,10 +348,9 @@ func (s *Store) ReplaceAgentState(_ context.Context, a routing.AgentState) (rout
 	case a.ETag != "" && etag(cur.ver) != a.ETag:
 		return routing.AgentState{}, fmt.Errorf("replace agent state: %w", fault.ErrPrecondition)
 	}
-	rt.ver++
-	m[a.AgentID] = versioned[routing.AgentState]{v: a.Clone(), ver: rt.ver}
+	ver := rt.putAgent(m, a)
 	a = a.Clone()
-	a.ETag = etag(rt.ver)
+	a.ETag = etag(ver)
 	return a, nil
 }
 
@@ -361,6 +447,7 @@ func (s *Store) PurgeService(_ context.Context, tenantID, serviceID string) (int
 	}
 	n := len(s.rt.tasks[k])
 	delete(s.rt.tasks, k)
+	delete(s.rt.open, k)
 	delete(s.rt.services, k)
 	return n, nil
 }

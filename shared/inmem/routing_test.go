@@ -11,3 +11,7 @@ import (
 func TestRoutingConformance(t *testing.T) {
 	storetest.RunRouting(t, func(t *testing.T) routing.Store { return inmem.New() })
 }
+
+func TestRosterConformance(t *testing.T) {
+	storetest.RunRosters(t, func(t *testing.T) storetest.RoutingStores { return inmem.New() })
+}

@@ -89,9 +89,16 @@ type Presence struct {
 	Activity     string       `json:"activity,omitempty"`
 	Source       Source       `json:"source"`
 	ObservedAt   time.Time    `json:"observedAt"`
+	// OfflineAt is the last time the agent went Offline: the poll that stored Offline
+	// after another availability (or none), once Offline damping had passed. It is
+	// kept while the agent is back online; zero if never seen going Offline. Routing
+	// compares it with the start of a RONA: an agent who went Offline since is no
+	// longer in RONA.
+	OfflineAt time.Time `json:"offlineAt,omitzero"`
 }
 
-// Same reports whether p and q carry the same presence (ignoring when it was observed).
+// Same reports whether p and q carry the same presence, ignoring when it was observed
+// and OfflineAt (which only changes together with availability).
 func (p Presence) Same(q Presence) bool {
 	return p.Availability == q.Availability && p.Activity == q.Activity && p.Source == q.Source
 }

@@ -80,7 +80,10 @@ const PrivacyModeFix = "Set-CsPrivacyConfiguration -EnablePrivacyMode $false"
 //
 // It caches each tenant's stored presences between polls and trusts the cache only
 // while the tenant's Health.Generation is the one it wrote last, so another instance's
-// writes are never overlooked.
+// writes are never overlooked. Likewise it keeps each tenant's agent list and lists
+// the agents again only when tenant.Store's AgentsVersion differs from the one read
+// before that list, so a poll that finds nothing changed costs a constant number of
+// store requests, whatever the agent count.
 type Refresher struct {
 	cfg     Config
 	tenants tenant.Store
@@ -96,9 +99,9 @@ type Refresher struct {
 }
 
 // OnChanged sets a function called after every refresh that stored changes, with the
-// changed presences (routing uses it to kick the services an agent became free for).
-// Its error is returned by the refresh (the presences are stored either way). Set it
-// before the first refresh.
+// changed presences (routing uses it to kick the services an agent became free for;
+// the store has already made them visible to routing). Its error is returned by the
+// refresh (the presences are stored either way). Set it before the first refresh.
 func (r *Refresher) OnChanged(fn func(ctx context.Context, tenantID string, changed []Presence) error) {
 	r.onChanged = fn
 }
@@ -108,6 +111,9 @@ type tenantState struct {
 	generation int64      // -1: unknown, reload
 	last       map[string]Presence
 	offline    map[string]time.Time // agent → first poll that read Offline, while damped
+
+	agents        []string // the tenant's agent ids; nil until listed
+	agentsVersion string   // AgentsVersion read before agents was listed
 }
 
 // NewRefresher wires a refresher. now may be nil (time.Now).
@@ -206,7 +212,7 @@ func (r *Refresher) state(tenantID string) *tenantState {
 	defer r.mu.Unlock()
 	st := r.states[tenantID]
 	if st == nil {
-		st = &tenantState{generation: -1}
+		st = &tenantState{generation: -1, offline: map[string]time.Time{}}
 		r.states[tenantID] = st
 	}
 	return st
@@ -225,11 +231,11 @@ func (r *Refresher) refresh(ctx context.Context, t tenant.Tenant) (Result, error
 
 	start := r.now()
 	res := Result{TenantID: t.ID}
-	agents, err := r.tenants.ListAgents(ctx, t.ID)
+	ids, err := st.agentIDs(ctx, r.tenants, t.ID)
 	if err != nil {
-		return res, fmt.Errorf("list agents: %w", err)
+		return res, err
 	}
-	res.Agents = len(agents)
+	res.Agents = len(ids)
 	prev, err := r.store.GetHealth(ctx, t.ID)
 	if err != nil && !errors.Is(err, fault.ErrNotFound) {
 		return res, fmt.Errorf("get presence health: %w", err)
@@ -238,11 +244,6 @@ func (r *Refresher) refresh(ctx context.Context, t tenant.Tenant) (Result, error
 		if err := st.reload(ctx, r.store, t.ID, prev.Generation); err != nil {
 			return res, err
 		}
-	}
-
-	ids := make([]string, len(agents))
-	for i, a := range agents {
-		ids[i] = a.ID
 	}
 
 	// Try the tenant's credentials in order; an AuthError moves to the next one.
@@ -272,24 +273,23 @@ func (r *Refresher) refresh(ctx context.Context, t tenant.Tenant) (Result, error
 	}
 
 	now := r.now()
+	basic := res.Active == CredBasic
 	var changed []Presence
-	if res.Active == CredBasic {
+	if basic {
 		changed = st.toBasic()
 	} else {
 		changed = st.diff(obs, r.cfg.Source, now, r.cfg.OfflineDamping)
 	}
 	if err := r.store.SavePresences(ctx, t.ID, changed); err != nil {
-		st.generation = -1
+		st.generation = -1 // nothing committed: the next poll finds the same changes
 		return res, fmt.Errorf("save presences: %w", err)
 	}
+	st.commit(changed, basic)
 	res.Changed = len(changed)
-	for _, p := range changed {
-		st.last[p.AgentID] = p
-	}
 
-	allOffline := len(agents) > 0 && res.Active != CredBasic
-	for _, a := range agents {
-		if p, ok := st.last[a.ID]; !ok || p.Availability != Offline {
+	allOffline := len(ids) > 0 && !basic
+	for _, id := range ids {
+		if p, ok := st.last[id]; !ok || p.Availability != Offline {
 			allOffline = false
 			break
 		}
@@ -329,7 +329,7 @@ func (r *Refresher) refresh(ctx context.Context, t tenant.Tenant) (Result, error
 			h.OfflinePolls = 0
 		}
 		h.LastPollAt, h.LastPollTook = now, now.Sub(start)
-		h.Agents, h.LastChanged, h.Requests = len(agents), len(changed), res.Requests
+		h.Agents, h.LastChanged, h.Requests = len(ids), len(changed), res.Requests
 		ws := warnings(t, h, r.cfg)
 		res.WarningsChanged = codes(ws) != codes(h.Warnings)
 		h.Warnings = ws
@@ -350,6 +350,30 @@ func (r *Refresher) refresh(ctx context.Context, t tenant.Tenant) (Result, error
 		return res, fmt.Errorf("read presences: %w", readErr)
 	}
 	return res, nil
+}
+
+// agentIDs returns the tenant's agent ids, listing the agents only when AgentsVersion
+// differs from the version kept with the list (one point read otherwise). The version
+// is read before the list, so a list is never kept under a version newer than itself:
+// a write racing with the listing changes the version, and the next poll lists again.
+func (st *tenantState) agentIDs(ctx context.Context, tenants tenant.Store, tenantID string) ([]string, error) {
+	v, err := tenants.AgentsVersion(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("agents version: %w", err)
+	}
+	if st.agents != nil && v == st.agentsVersion {
+		return st.agents, nil
+	}
+	agents, err := tenants.ListAgents(ctx, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	ids := make([]string, len(agents))
+	for i, a := range agents {
+		ids[i] = a.ID
+	}
+	st.agents, st.agentsVersion = ids, v
+	return ids, nil
 }
 
 var errNotTried = errors.New("not tried")
@@ -461,14 +485,14 @@ func (st *tenantState) reload(ctx context.Context, s Store, tenantID string, gen
 	for _, p := range ps {
 		st.last[p.AgentID] = p
 	}
-	if st.offline == nil {
-		st.offline = map[string]time.Time{}
-	}
 	st.generation = generation
 	return nil
 }
 
-// diff returns the observations that change what is stored, applying Offline damping.
+// diff returns the observations that change what is stored, applying Offline damping
+// and carrying OfflineAt forward (set to now when Offline is stored after another
+// availability). An Offline that passed damping stays pending until commit, so a poll
+// whose changes are not stored leaves it to the next poll with its first Offline read.
 func (st *tenantState) diff(obs []Observation, src Source, now time.Time, damping time.Duration) []Presence {
 	var changed []Presence
 	for _, o := range obs {
@@ -485,8 +509,11 @@ func (st *tenantState) diff(obs []Observation, src Source, now time.Time, dampin
 			if now.Sub(since) < damping {
 				continue
 			}
-			delete(st.offline, o.UserID)
 			p.ObservedAt = since
+		}
+		p.OfflineAt = old.OfflineAt
+		if p.Availability == Offline && (!known || old.Availability != Offline) {
+			p.OfflineAt = now
 		}
 		if known && old.Same(p) {
 			continue
@@ -496,9 +523,21 @@ func (st *tenantState) diff(obs []Observation, src Source, now time.Time, dampin
 	return changed
 }
 
+// commit records stored changes in the cache and ends their Offline damping.
+func (st *tenantState) commit(changed []Presence, basic bool) {
+	for _, p := range changed {
+		st.last[p.AgentID] = p
+		delete(st.offline, p.AgentID)
+	}
+	if basic {
+		clear(st.offline)
+	}
+}
+
 // toBasic keeps each agent's last availability but drops its activity: with no
 // credential working, routing applies the basic-presence rules (SPEC §4) instead of
-// stopping. ObservedAt is kept so the age of what is known stays visible.
+// stopping. ObservedAt and OfflineAt are kept so the age of what is known stays
+// visible. Pending Offline damping ends with the commit.
 func (st *tenantState) toBasic() []Presence {
 	var changed []Presence
 	for _, p := range st.last {
@@ -508,7 +547,6 @@ func (st *tenantState) toBasic() []Presence {
 		p.Source, p.Activity = SourceBasic, ""
 		changed = append(changed, p)
 	}
-	clear(st.offline)
 	return changed
 }
 

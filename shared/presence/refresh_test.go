@@ -411,8 +411,14 @@ func TestChangedPresencesAreHandedOnAfterTheyAreStored(t *testing.T) {
 			t.Errorf("tenant %s", tenantID)
 		}
 		stored, _ := f.store.LoadPresences(ctx, tenantID)
-		if len(stored) < len(changed) {
-			t.Error("called before the presences were stored")
+		byID := map[string]presence.Presence{}
+		for _, p := range stored {
+			byID[p.AgentID] = p
+		}
+		for _, p := range changed {
+			if s, ok := byID[p.AgentID]; !ok || !s.Same(p) {
+				t.Errorf("%s handed on before it was stored", p.AgentID) // routing reads what is stored
+			}
 		}
 		got = append(got, changed)
 		return nil
@@ -433,4 +439,127 @@ func TestChangedPresencesAreHandedOnAfterTheyAreStored(t *testing.T) {
 	if p := f.stored(t, agentID(1)); p.Availability != presence.Available {
 		t.Fatal("a failing hook must not undo the stored change")
 	}
+}
+
+func TestOfflineAtIsThePollThatStoredOfflineAndIsKeptAfterwards(t *testing.T) {
+	f := setup(t, 2, presence.Config{OfflineDamping: 20 * time.Second})
+	f.poll(t)
+	if p := f.stored(t, agentID(0)); !p.OfflineAt.IsZero() {
+		t.Fatalf("never Offline but OfflineAt %v", p.OfflineAt)
+	}
+	f.rd.set(agentID(0), presence.Offline, "Offline")
+	f.poll(t)
+	firstRead := f.clk.t
+	f.poll(t)
+	f.poll(t) // 30 s after the first Offline read: stored
+	wentOffline := f.clk.t
+	p := f.stored(t, agentID(0))
+	if p.Availability != presence.Offline || !p.ObservedAt.Equal(firstRead) || !p.OfflineAt.Equal(wentOffline) {
+		t.Fatalf("stored %+v; want Offline observed at %v (first read), OfflineAt %v (the poll that stored it)", p, firstRead, wentOffline)
+	}
+	f.rd.set(agentID(0), presence.Offline, "OffWork")
+	f.poll(t)
+	if p := f.stored(t, agentID(0)); p.Activity != "OffWork" || !p.OfflineAt.Equal(wentOffline) {
+		t.Fatalf("still Offline, other activity: %+v; want OfflineAt kept at %v", p, wentOffline)
+	}
+	f.rd.set(agentID(0), presence.Available, "Available")
+	f.poll(t)
+	if p := f.stored(t, agentID(0)); p.Availability != presence.Available || !p.OfflineAt.Equal(wentOffline) {
+		t.Fatalf("back online: %+v; want OfflineAt kept at %v", p, wentOffline)
+	}
+	if q := p; !q.Same(presence.Presence{AgentID: q.AgentID, Availability: q.Availability, Activity: q.Activity, Source: q.Source}) {
+		t.Fatal("Same must ignore OfflineAt")
+	}
+
+	// A new agent whose first presence is Offline went Offline at that poll.
+	must(t, f.store.PutAgents(context.Background(), tid, []tenant.Agent{{ID: agentID(2)}}))
+	f.rd.set(agentID(2), presence.Offline, "Offline")
+	f.poll(t)
+	if p := f.stored(t, agentID(2)); p.Availability != presence.Offline || !p.OfflineAt.Equal(f.clk.t) {
+		t.Fatalf("new agent, Offline: %+v; want OfflineAt %v", p, f.clk.t)
+	}
+}
+
+// tenantsSpy counts agent listings; afterList, when set, runs once after the next
+// listing was read (a write racing with it).
+type tenantsSpy struct {
+	*inmem.Store
+	mu        sync.Mutex
+	lists     int
+	afterList func()
+}
+
+func (s *tenantsSpy) ListAgents(ctx context.Context, tenantID string) ([]tenant.Agent, error) {
+	as, err := s.Store.ListAgents(ctx, tenantID)
+	s.mu.Lock()
+	s.lists++
+	f := s.afterList
+	s.afterList = nil
+	s.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return as, err
+}
+
+func (s *tenantsSpy) listed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lists
+}
+
+func TestAgentsAreListedAgainOnlyWhenTheirVersionChanges(t *testing.T) {
+	f := setup(t, 3, presence.Config{})
+	ctx := context.Background()
+	spy := &tenantsSpy{Store: f.store}
+	// Two refreshers: two instances sharing the store.
+	r1 := presence.NewRefresher(presence.Config{}, spy, f.store, f.store, f.rd, f.clk.now)
+	r2 := presence.NewRefresher(presence.Config{}, spy, f.store, f.store, f.rd, f.clk.now)
+	poll := func(r *presence.Refresher) presence.Result {
+		t.Helper()
+		f.clk.advance(15 * time.Second)
+		res, err := r.RefreshTenant(ctx, tid)
+		must(t, err)
+		return res
+	}
+	for i := 0; i < 3; i++ {
+		if res := poll(r1); res.Agents != 3 {
+			t.Fatalf("poll %d: %d agents, want 3", i, res.Agents)
+		}
+	}
+	poll(r2)
+	if n := spy.listed(); n != 2 {
+		t.Fatalf("4 polls on 2 instances, agents unchanged: listed %d times, want once per instance", n)
+	}
+	must(t, f.store.PutAgents(ctx, tid, []tenant.Agent{{ID: agentID(3)}}))
+	f.rd.set(agentID(3), presence.Busy, presence.ActivityInACall)
+	for _, r := range []*presence.Refresher{r1, r2, r1} {
+		if res := poll(r); res.Agents != 4 {
+			t.Fatalf("after an agent was added: %d agents, want 4", res.Agents)
+		}
+	}
+	if n := spy.listed(); n != 4 {
+		t.Fatalf("agents changed once: listed %d times in all, want 4 (once more per instance)", n)
+	}
+	if p := f.stored(t, agentID(3)); p.Availability != presence.Busy {
+		t.Fatalf("the new agent's presence: %+v", p)
+	}
+}
+
+// The version is read before the list: an agent written after the list was read (but
+// before a version read that came after it) is seen by the next poll.
+func TestAnAgentWrittenWhileTheAgentsAreListedIsSeenByTheNextPoll(t *testing.T) {
+	f := setup(t, 3, presence.Config{})
+	ctx := context.Background()
+	spy := &tenantsSpy{Store: f.store}
+	spy.afterList = func() { must(t, f.store.PutAgents(ctx, tid, []tenant.Agent{{ID: agentID(3)}})) }
+	f.rd.set(agentID(3), presence.Available, "Available")
+	f.r = presence.NewRefresher(presence.Config{}, spy, f.store, f.store, f.rd, f.clk.now)
+	if res := f.poll(t); res.Agents != 3 {
+		t.Fatalf("first poll: %d agents, want the 3 listed", res.Agents)
+	}
+	if res := f.poll(t); res.Agents != 4 {
+		t.Fatalf("next poll: %d agents, want 4 (the agent written during the listing)", res.Agents)
+	}
+	f.stored(t, agentID(3))
 }

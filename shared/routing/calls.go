@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -259,7 +258,7 @@ func (e *Engine) answered(ctx context.Context, svc *Service, ev CallEvent) (Task
 		if e.calls != nil {
 			e.calls.StopRinging(ctx, task, others, StopAnsweredElsewhere)
 		}
-		e.kickReleased(ctx, svc, task.ID)
+		e.kickReleased(ctx, svc)
 	}
 	e.log(ctx).Info("call answered", "tenant", ev.TenantID, "service", svc.ID)
 	return task, nil
@@ -324,7 +323,7 @@ func (e *Engine) dropOffer(ctx context.Context, svc *Service, ev CallEvent) (Tas
 	if err == nil && rona > 0 && got.RONAAt.Equal(now) {
 		e.kickServicesAt(ctx, &got, KickRONAEnd, got.RONAUntil)
 	}
-	e.kickReleased(ctx, svc, task.ID+"/"+strings.ToLower(string(ev.Change))+"/"+ev.AgentID+"/"+strconv.Itoa(attempt))
+	e.kickReleased(ctx, svc)
 	return task, nil
 }
 
@@ -356,7 +355,7 @@ func (e *Engine) dropped(ctx context.Context, svc *Service, ev CallEvent) (Task,
 		return task, fmt.Errorf("release dropped agent: %w", err)
 	}
 	if changed {
-		e.kickReleased(ctx, svc, task.ID+"/dropped/"+ev.AgentID+"/"+strconv.Itoa(task.Attempts))
+		e.kickReleased(ctx, svc)
 	}
 	return task, nil
 }
@@ -413,7 +412,7 @@ func (e *Engine) ended(ctx context.Context, svc *Service, taskID string, outcome
 			e.kickServicesAt(ctx, &got, KickACWEnd, got.ACWUntil)
 		}
 	}
-	e.kickReleased(ctx, svc, task.ID+"/ended")
+	e.kickReleased(ctx, svc)
 	return task, nil
 }
 
@@ -434,8 +433,8 @@ func (e *Engine) Wake(ctx context.Context, tenantID, serviceID, reason, id strin
 	return e.kick(ctx, tenantID, serviceID, reason, id, time.Time{})
 }
 
-func (e *Engine) kickReleased(ctx context.Context, svc *Service, id string) {
-	if err := e.kick(ctx, svc.TenantID, svc.ID, KickReleased, id, time.Time{}); err != nil {
+func (e *Engine) kickReleased(ctx context.Context, svc *Service) {
+	if err := e.wake(ctx, svc.TenantID, svc.ID, KickReleased); err != nil {
 		e.log(ctx).Warn("kick not sent", "tenant", svc.TenantID, "service", svc.ID, "err", err)
 	}
 }
@@ -579,57 +578,44 @@ func (e *Engine) ResetRONA(ctx context.Context, tenantID, agentID string) (Agent
 }
 
 func (e *Engine) kickServicesNow(ctx context.Context, a *AgentState, reason string) {
-	for _, s := range servicesOf(a) {
-		if err := e.kick(ctx, a.TenantID, s, reason, a.AgentID+"/"+e.now().Format(time.RFC3339Nano), time.Time{}); err != nil {
+	for _, s := range a.AllServices() {
+		if err := e.wake(ctx, a.TenantID, s, reason); err != nil {
 			e.log(ctx).Warn("kick not sent", "tenant", a.TenantID, "service", s, "reason", reason, "err", err)
 		}
 	}
 }
 
-// PresenceChanged is the presence refresher's hook: an agent who went Offline leaves
-// RONA (SPEC §5), and an agent whose new presence may be delivered to kicks the
-// services the agent belongs to. Errors are transient; the next kick of a service
-// finds the agent anyway.
+// PresenceChanged is the presence refresher's hook, called once the changed presences
+// are stored (and so in the rosters): every service of an agent whose new presence may
+// be delivered to is woken (coalesced, see WakeWindow). It reads the agents'
+// memberships only, never their states: RONA ends when an agent goes Offline by a
+// rule read at decision time (RONA counts only if it began after the agent's last
+// Offline). Errors are transient; the next kick of a service finds the agent anyway.
 func (e *Engine) PresenceChanged(ctx context.Context, tenantID string, changed []presence.Presence) error {
-	if len(changed) == 0 {
+	var ids []string
+	for _, p := range changed {
+		// The loosest policy: a service allowing Busy and Away. Services that allow
+		// less are woken for nothing now and then, which is cheap.
+		if PresenceReason(p, true, &Distribution{AllowBusy: true, AllowAway: true}) == "" {
+			ids = append(ids, p.AgentID)
+		}
+	}
+	if len(ids) == 0 {
 		return nil
 	}
-	agents, err := e.store.ListAgentStates(ctx, tenantID)
+	byAgent, err := e.store.Memberships(ctx, tenantID, ids)
 	if err != nil {
-		return fmt.Errorf("list agent states: %w", err)
+		return fmt.Errorf("memberships: %w", err)
 	}
-	byID := make(map[string]*AgentState, len(agents))
-	for i := range agents {
-		byID[agents[i].AgentID] = &agents[i]
-	}
-	now := e.now()
-	kicked := map[string]bool{}
+	woken := map[string]bool{}
 	var errs []error
-	for _, p := range changed {
-		a := byID[p.AgentID]
-		if a == nil {
-			continue
-		}
-		if p.Availability == presence.Offline && now.Before(a.RONAUntil) {
-			if _, err := e.store.UpdateAgentState(ctx, tenantID, a.AgentID, func(x *AgentState) error {
-				x.RONAUntil = now
-				return nil
-			}); err != nil {
-				errs = append(errs, err)
-			}
-			continue
-		}
-		// The loosest policy: a service allowing Busy and Away. Services that allow
-		// less are kicked for nothing now and then, which is cheap.
-		if PresenceReason(p, true, &Distribution{AllowBusy: true, AllowAway: true}) != "" {
-			continue
-		}
-		for _, s := range servicesOf(a) {
-			if kicked[s] {
+	for _, id := range ids {
+		for _, s := range byAgent[id] {
+			if woken[s] {
 				continue
 			}
-			kicked[s] = true
-			if err := e.kick(ctx, tenantID, s, KickPresence, p.ObservedAt.Format(time.RFC3339Nano), time.Time{}); err != nil {
+			woken[s] = true
+			if err := e.wake(ctx, tenantID, s, KickPresence); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	crand "crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -92,6 +93,23 @@ type Engine struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedTenant
+	woken map[string]wakeWindowState // tenant\x00service → this instance's wakes in the current window
+	self  string                     // this engine's id in the message ids of its immediate wakes
+
+	flights flights // kicks of one service coalesce (Kick)
+}
+
+// WakeWindow is the window follow-up kicks of one service are coalesced in: an agent
+// released, an ACW or RONA over, a presence that became deliverable. Each wake is
+// followed by a kick sent after it: the first of a window by an immediate one (one per
+// instance), later ones by a single kick scheduled at the window's end (one for every
+// instance: its message id is the same, so duplicate detection keeps one). A burst of
+// releases thus costs a service at most two kicks a window, not one per release.
+const WakeWindow = 250 * time.Millisecond
+
+type wakeWindowState struct {
+	end             time.Time
+	immediate, late bool
 }
 
 type cachedTenant struct {
@@ -101,8 +119,11 @@ type cachedTenant struct {
 
 // NewEngine returns an engine.
 func NewEngine(o Options) *Engine {
+	var self [8]byte
+	_, _ = crand.Read(self[:])
 	e := &Engine{store: o.Store, tenants: o.Tenants, presences: o.Presences, sender: o.Sender, queue: o.Queue,
-		now: o.Now, ttl: o.TenantCacheTTL, log: o.Log, calls: o.Calls, cache: map[string]cachedTenant{}}
+		now: o.Now, ttl: o.TenantCacheTTL, log: o.Log, calls: o.Calls, cache: map[string]cachedTenant{},
+		woken: map[string]wakeWindowState{}, self: hex.EncodeToString(self[:])}
 	if e.now == nil {
 		e.now = time.Now
 	}
@@ -136,6 +157,15 @@ const (
 	KickQueueTime  = "queueTimeout"
 )
 
+// wakeReason reports whether a kick of this reason is a coalesced wake.
+func wakeReason(r string) bool {
+	switch r {
+	case KickReleased, KickACWEnd, KickRONAEnd, KickPresence:
+		return true
+	}
+	return false
+}
+
 // SessionID is the Service Bus session of a service's kicks: one matcher per service
 // at a time. The tenant id is part of it because service ids are only unique per
 // tenant.
@@ -149,8 +179,12 @@ func (e *Engine) kick(ctx context.Context, tenantID, serviceID, reason, id strin
 		return nil
 	}
 	body, _ := json.Marshal(Kick{TenantID: tenantID, ServiceID: serviceID, Reason: reason})
-	sum := sha256.Sum256([]byte(tenantID + "\x00" + serviceID + "\x00" + reason + "\x00" + id))
-	m := queue.Message{ID: reason + "-" + hex.EncodeToString(sum[:16]), SessionID: SessionID(tenantID, serviceID),
+	kind := reason
+	if wakeReason(reason) {
+		kind = "wake" // coalesced wakes of every reason share their ids
+	}
+	sum := sha256.Sum256([]byte(tenantID + "\x00" + serviceID + "\x00" + kind + "\x00" + id))
+	m := queue.Message{ID: kind + "-" + hex.EncodeToString(sum[:16]), SessionID: SessionID(tenantID, serviceID),
 		ContentType: "application/json", Body: body}
 	var err error
 	if at.IsZero() {
@@ -162,6 +196,44 @@ func (e *Engine) kick(ctx context.Context, tenantID, serviceID, reason, id strin
 		return fmt.Errorf("send kick: %w", err)
 	}
 	return nil
+}
+
+// wake makes sure a kick of the service follows now, coalesced per WakeWindow.
+func (e *Engine) wake(ctx context.Context, tenantID, serviceID, reason string) error {
+	now := e.now()
+	end := now.Truncate(WakeWindow).Add(WakeWindow)
+	k := tenantID + "\x00" + serviceID
+	e.mu.Lock()
+	w := e.woken[k]
+	if !w.end.Equal(end) {
+		if len(e.woken) > 10000 {
+			clear(e.woken) // services of a window long past; the worst case is one kick more
+		}
+		w = wakeWindowState{end: end}
+	}
+	send, at := "", time.Time{}
+	switch {
+	case !w.immediate:
+		w.immediate, send = true, e.self+"/"+end.Format(time.RFC3339Nano)
+	case !w.late:
+		w.late, send, at = true, end.Format(time.RFC3339Nano), end
+	}
+	e.woken[k] = w
+	e.mu.Unlock()
+	if send == "" {
+		return nil // a kick already scheduled at the window's end follows this wake
+	}
+	return e.kick(ctx, tenantID, serviceID, reason, send, at)
+}
+
+// wakeAt schedules a kick of the service at 'at' (an ACW or RONA ending), rounded up
+// to its WakeWindow: every instance's wakes of one window are one message.
+func (e *Engine) wakeAt(ctx context.Context, tenantID, serviceID, reason string, at time.Time) error {
+	end := at.Truncate(WakeWindow)
+	if end.Before(at) {
+		end = end.Add(WakeWindow)
+	}
+	return e.kick(ctx, tenantID, serviceID, reason, end.Format(time.RFC3339Nano), end)
 }
 
 func (e *Engine) tenant(ctx context.Context, id string) (tenant.Tenant, error) {
@@ -209,7 +281,75 @@ var errNoChange = errors.New("no change")
 // every waiting task, highest priority and oldest first, is offered to the best
 // eligible agent that can be reserved. An unknown tenant or service is a permanent
 // error (fault.Permanent); storage failures are transient.
+//
+// Kicks of one service in one engine run one at a time and coalesce: a kick returns
+// once a matching pass that began after it arrived has finished (its result is that
+// pass's), so kicks arriving while a pass runs share the one pass after it. Matchers
+// of different instances (or services sharing agents) race on ETags instead; Service
+// Bus sessions keep one matcher per service across instances.
 func (e *Engine) Kick(ctx context.Context, tenantID, serviceID, reason string) (KickResult, error) {
+	return e.flights.do(ctx, tenantID+"\x00"+serviceID, func() (KickResult, error) { return e.match(ctx, tenantID, serviceID, reason) })
+}
+
+// flights coalesces the kicks of each service (see Kick). One small entry stays per
+// service the instance ever kicked.
+type flights struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+type flight struct {
+	running bool
+	next    int           // the number the next pass will have
+	done    int           // the number of the last pass finished (0: none)
+	res     KickResult    // its outcome
+	err     error         //
+	changed chan struct{} // closed (and replaced) when a pass finishes
+}
+
+// do runs pass for key, or waits for a pass that begins after the call to finish.
+func (f *flights) do(ctx context.Context, key string, pass func() (KickResult, error)) (KickResult, error) {
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[string]*flight{}
+	}
+	fl := f.m[key]
+	if fl == nil {
+		fl = &flight{next: 1, changed: make(chan struct{})}
+		f.m[key] = fl
+	}
+	ticket := fl.next // the first pass that may serve this call
+	for {
+		if fl.done >= ticket {
+			res, err := fl.res, fl.err
+			f.mu.Unlock()
+			return res, err
+		}
+		if !fl.running {
+			fl.running = true
+			n := fl.next
+			fl.next++
+			f.mu.Unlock()
+			res, err := pass()
+			f.mu.Lock()
+			fl.running, fl.done, fl.res, fl.err = false, n, res, err
+			close(fl.changed)
+			fl.changed = make(chan struct{})
+			continue
+		}
+		ch := fl.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return KickResult{}, ctx.Err()
+		}
+		f.mu.Lock()
+	}
+}
+
+// match is one matching pass of Kick.
+func (e *Engine) match(ctx context.Context, tenantID, serviceID, reason string) (KickResult, error) {
 	var res KickResult
 	t, err := e.tenant(ctx, tenantID)
 	if errors.Is(err, fault.ErrNotFound) {
@@ -218,13 +358,14 @@ func (e *Engine) Kick(ctx context.Context, tenantID, serviceID, reason string) (
 	if err != nil {
 		return res, fmt.Errorf("get tenant: %w", err)
 	}
-	svc, tasks, err := e.store.LoadQueue(ctx, tenantID, serviceID)
+	q, err := e.store.LoadMatch(ctx, tenantID, serviceID)
 	if errors.Is(err, fault.ErrNotFound) {
 		return res, fault.Permanent(fmt.Errorf("serviceId: unknown service: %w", err))
 	}
 	if err != nil {
 		return res, fmt.Errorf("load queue: %w", err)
 	}
+	svc, tasks := q.Service, q.Tasks
 	res.Open = len(tasks)
 	switch {
 	case t.Deleted:
@@ -247,7 +388,8 @@ func (e *Engine) Kick(ctx context.Context, tenantID, serviceID, reason string) (
 		return 0
 	})
 	now := e.now()
-	var pool *agentPool
+	pool := newPool(q.Members)
+	var dr Decider // one per kick: the decisions of its tasks reuse its memory
 	for i := range tasks {
 		task := &tasks[i]
 		switch task.State {
@@ -262,11 +404,6 @@ func (e *Engine) Kick(ctx context.Context, tenantID, serviceID, reason string) (
 		case Waiting:
 		default:
 			continue
-		}
-		if pool == nil {
-			if pool, err = e.loadPool(ctx, tenantID); err != nil {
-				return res, err
-			}
 		}
 		if task.State == Offered {
 			err := e.expireOffer(ctx, &svc, task, pool, now)
@@ -292,7 +429,7 @@ func (e *Engine) Kick(ctx context.Context, tenantID, serviceID, reason string) (
 			res.TimedOut++
 			continue
 		}
-		offered, err := e.route(ctx, &svc, task, pool, now)
+		offered, err := e.route(ctx, &dr, &svc, task, pool, now)
 		if errors.Is(err, errSkipTask) {
 			continue
 		}
@@ -312,80 +449,104 @@ func (e *Engine) Kick(ctx context.Context, tenantID, serviceID, reason string) (
 	return res, nil
 }
 
-// agentPool is the tenant's agents and presence as one kick sees them; writes of the
-// kick update it so later tasks of the same kick see the reservations.
+// agentPool is the service's members as one kick sees them; writes of the kick, and
+// the states read after a lost race, update it so later tasks of the same kick never
+// try an agent on what they knew before.
 type agentPool struct {
-	agents []AgentState
-	index  map[string]int
-	pres   map[string]presence.Presence
+	members []Member
+	index   map[string]int
 }
 
-func (e *Engine) loadPool(ctx context.Context, tenantID string) (*agentPool, error) {
-	agents, err := e.store.ListAgentStates(ctx, tenantID)
-	if err != nil {
-		return nil, fmt.Errorf("list agent states: %w", err)
+func newPool(members []Member) *agentPool {
+	p := &agentPool{members: members, index: make(map[string]int, len(members))}
+	for i := range members {
+		p.index[members[i].State.AgentID] = i
 	}
-	ps, err := e.presences.LoadPresences(ctx, tenantID)
-	if err != nil {
-		return nil, fmt.Errorf("load presences: %w", err)
+	return p
+}
+
+// drop takes an agent out of the pool (gone, or no longer a member).
+func (p *agentPool) drop(id string) {
+	i, ok := p.index[id]
+	if !ok {
+		return
 	}
-	p := &agentPool{agents: agents, index: make(map[string]int, len(agents)), pres: make(map[string]presence.Presence, len(ps))}
-	for i, a := range agents {
-		p.index[a.AgentID] = i
+	p.members = slices.Delete(p.members, i, i+1)
+	clear(p.index)
+	for j := range p.members {
+		p.index[p.members[j].State.AgentID] = j
 	}
-	for _, x := range ps {
-		p.pres[x.AgentID] = x
-	}
-	return p, nil
 }
 
 func (p *agentPool) set(a AgentState) {
-	if p == nil {
-		return
-	}
 	if i, ok := p.index[a.AgentID]; ok {
-		p.agents[i] = a
+		p.members[i].State = a
 	}
 }
 
-// route offers one waiting task: reserve the best eligible agent(s) with a
-// conditional write each (a lost race moves on to the next candidate), then write the
-// offer on the task. If the task write loses, the reservations are released.
-func (e *Engine) route(ctx context.Context, svc *Service, task *Task, pool *agentPool, now time.Time) (bool, error) {
-	d := Decide(Input{Service: *svc, Task: *task, Agents: pool.agents, Presence: pool.pres, Now: now})
+// refresh reads the state of an agent whose reservation lost a race into the pool,
+// so no later task of the kick tries it on what the roster said. An agent that is
+// gone, no longer a member, or unreadable leaves the pool for this kick.
+func (e *Engine) refresh(ctx context.Context, svc *Service, pool *agentPool, id string) {
+	got, err := e.store.GetAgentState(ctx, svc.TenantID, id)
+	switch {
+	case err == nil && slices.Contains(got.AllServices(), svc.ID):
+		pool.set(got)
+	case err == nil || errors.Is(err, fault.ErrNotFound):
+		pool.drop(id)
+	default:
+		e.log(ctx).Warn("agent state not read after a lost reservation; skipped by this kick", "tenant", svc.TenantID, "service", svc.ID, "err", err)
+		pool.drop(id)
+	}
+}
+
+// route offers one waiting task. It claims the task for the best eligible agent(s)
+// first (a conditional write of the offer: a matcher of another instance that took the
+// task meanwhile costs a failed write, not reservations to undo), then reserves them
+// with a conditional write each. A reservation that loses its race reads that agent's
+// state into the pool and the decision is made again for a replacement (each agent is
+// tried at most once per task); if the agents reserved are not the ones claimed, the
+// offer is written again (back to waiting when nobody could be reserved).
+func (e *Engine) route(ctx context.Context, dr *Decider, svc *Service, task *Task, pool *agentPool, now time.Time) (bool, error) {
 	want := 1
 	if svc.Strategy() == Broadcast {
 		want = svc.broadcastN()
 	}
 	attempt := task.Attempts + 1
 	ring := svc.RingTimeout()
-	var chosen []string
-	for _, idx := range d.Order {
-		if len(chosen) == want {
-			break
+	tried := map[string]bool{}
+	// pick takes up to n untried eligible agents from d, best first.
+	pick := func(d *Decision, n int) []string {
+		var out []string
+		for k := 0; len(out) < n; k++ {
+			idx := d.Ranked(k)
+			if idx < 0 {
+				break
+			}
+			if id := pool.members[idx].State.AgentID; !tried[id] {
+				tried[id] = true
+				out = append(out, id)
+			}
 		}
-		a := pool.agents[idx].Clone()
-		a.Hold = &Hold{ServiceID: svc.ID, TaskID: task.ID, Attempt: attempt, Phase: HoldOffered, Since: now, Until: now.Add(ring + ReservationGrace)}
-		if a.LastOffered == nil {
-			a.LastOffered = map[string]time.Time{}
-		}
-		a.LastOffered[svc.ID] = now
-		got, err := e.store.ReplaceAgentState(ctx, a)
-		entry := &d.Entries[d.EntryOf[idx]]
-		if errors.Is(err, fault.ErrPrecondition) || errors.Is(err, fault.ErrNotFound) || errors.Is(err, fault.ErrConflict) {
-			entry.Reason = ReasonLostRace
-			continue
-		}
-		if err != nil {
-			e.releaseAll(ctx, svc, task.ID, attempt, chosen, pool)
-			return false, fmt.Errorf("reserve agent: %w", err)
-		}
-		pool.set(got)
-		entry.Reason = ReasonChosen
-		chosen = append(chosen, a.AgentID)
+		return out
 	}
-	if len(chosen) == 0 {
-		ex := explain(task, svc, &d, now, nil)
+	var chosen, lost []string
+	d := dr.Decide(Input{Service: *svc, Task: *task, Members: pool.members, Now: now})
+	mark := func(ids []string, reason string) {
+		for _, id := range ids {
+			if i, ok := pool.index[id]; ok && d.EntryOf[i] >= 0 {
+				d.Entries[d.EntryOf[i]].Reason = reason
+			}
+		}
+	}
+	explainNow := func(t *Task, who []string) *Explain {
+		mark(lost, ReasonLostRace)
+		mark(who, ReasonChosen)
+		return explain(t, svc, d, now, who)
+	}
+	claimed := pick(d, want)
+	if len(claimed) == 0 {
+		ex := explainNow(task, nil)
 		if task.Explain.sameOutcome(ex) {
 			return false, nil
 		}
@@ -401,24 +562,71 @@ func (e *Engine) route(ctx context.Context, svc *Service, task *Task, pool *agen
 		*task = got
 		return false, nil
 	}
-	upd := task.Clone()
-	upd.Attempts = attempt
-	upd.State, upd.OfferedTo, upd.OfferedAt, upd.RingExpiry = Offered, chosen, now, now.Add(ring)
-	upd.Explain = explain(&upd, svc, &d, now, chosen)
-	got, err := e.store.ReplaceTask(ctx, upd)
-	if err != nil {
-		e.releaseAll(ctx, svc, task.ID, attempt, chosen, pool)
-		if errors.Is(err, fault.ErrPrecondition) || errors.Is(err, fault.ErrNotFound) {
-			// Another matcher handled the task. The agents we held for a moment may
-			// have been skipped by other matchers meanwhile: wake their services.
-			for _, id := range chosen {
-				if i, ok := pool.index[id]; ok {
-					e.kickServicesNow(ctx, &pool.agents[i], KickReleased)
-				}
-			}
-			return false, errSkipTask
-		}
+	offer := func(t Task, who []string) Task {
+		t.Attempts = attempt
+		t.State, t.OfferedTo, t.OfferedAt, t.RingExpiry = Offered, who, now, now.Add(ring)
+		t.Explain = explainNow(&t, who)
+		return t
+	}
+	// The kick at the ring expiry goes out before the claim: an invocation that dies
+	// after claiming leaves a claim nobody rings, which that kick ends (a matcher that
+	// claims the same attempt first schedules the same message: one is kept).
+	// Why scheduled and not a timer: a kick at the ring expiry wakes the service,
+	// which finds the offer rung out (read lazily) and turns it into RONA.
+	if err := e.kick(ctx, svc.TenantID, svc.ID, KickRingExpiry, fmt.Sprintf("%s/%d", task.ID, attempt), now.Add(ring)); err != nil {
+		return false, fmt.Errorf("schedule the ring expiry: %w", err)
+	}
+	got, err := e.store.ReplaceTask(ctx, offer(task.Clone(), claimed))
+	switch {
+	case errors.Is(err, fault.ErrPrecondition), errors.Is(err, fault.ErrNotFound):
+		return false, errSkipTask // another matcher has it
+	case err != nil:
 		return false, fmt.Errorf("offer task: %w", err)
+	}
+	waiting := *task // to go back to if nobody can be reserved
+	*task = got
+	for pending := claimed; len(pending) > 0; {
+		id := pending[0]
+		pending = pending[1:]
+		a := pool.members[pool.index[id]].State.Clone()
+		a.Hold = &Hold{ServiceID: svc.ID, TaskID: task.ID, Attempt: attempt, Phase: HoldOffered, Since: now, Until: now.Add(ring + ReservationGrace)}
+		if a.LastOffered == nil {
+			a.LastOffered = map[string]time.Time{}
+		}
+		a.LastOffered[svc.ID] = now
+		res, err := e.store.ReplaceAgentState(ctx, a)
+		switch {
+		case errors.Is(err, fault.ErrPrecondition), errors.Is(err, fault.ErrNotFound), errors.Is(err, fault.ErrConflict):
+			lost = append(lost, id)
+			e.refresh(ctx, svc, pool, id)
+			d = dr.Decide(Input{Service: *svc, Task: waiting, Members: pool.members, Now: now})
+			pending = append(pending, pick(d, want-len(chosen)-len(pending))...)
+		case err != nil:
+			e.takeBack(ctx, svc, task, waiting, chosen, pool)
+			return false, fmt.Errorf("reserve agent: %w", err)
+		default:
+			pool.set(res)
+			chosen = append(chosen, id)
+		}
+	}
+	if !slices.Equal(chosen, claimed) {
+		upd := offer(task.Clone(), chosen)
+		if len(chosen) == 0 { // nobody could be reserved: the task waits again
+			upd = waiting.Clone()
+			upd.ETag, upd.Explain = task.ETag, explainNow(&upd, nil)
+		}
+		got, err = e.store.ReplaceTask(ctx, upd)
+		if err != nil {
+			e.releaseAll(ctx, svc, task.ID, attempt, chosen, pool)
+			if errors.Is(err, fault.ErrPrecondition) || errors.Is(err, fault.ErrNotFound) {
+				return false, errSkipTask // the call changed meanwhile (it ended): its own event wakes the service
+			}
+			return false, fmt.Errorf("offer task: %w", err)
+		}
+		*task = got
+		if len(chosen) == 0 {
+			return false, nil
+		}
 	}
 	*task = got
 	if e.calls != nil {
@@ -447,18 +655,36 @@ func (e *Engine) route(ctx context.Context, svc *Service, task *Task, pool *agen
 			return false, nil
 		}
 	}
-	// Why scheduled and not a timer: a kick at the ring expiry wakes the service,
-	// which finds the offer rung out (read lazily) and turns it into RONA.
-	if err := e.kick(ctx, svc.TenantID, svc.ID, KickRingExpiry, fmt.Sprintf("%s/%d", task.ID, attempt), got.RingExpiry); err != nil {
-		e.log(ctx).Warn("ring-expiry kick not scheduled; the next kick of the service handles the expiry",
-			"tenant", svc.TenantID, "service", svc.ID, "err", err)
-	}
 	return true, nil
 }
+
+// takeBack undoes a claim whose reservations failed for a storage error: the agents
+// reserved so far are released and the task waits again as it was (best effort,
+// outliving the invocation: a claim left behind ends at its ring expiry).
+func (e *Engine) takeBack(ctx context.Context, svc *Service, task *Task, waiting Task, reserved []string, pool *agentPool) {
+	e.releaseAll(ctx, svc, task.ID, task.Attempts, reserved, pool)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
+	back := waiting.Clone()
+	back.ETag = task.ETag
+	if got, err := e.store.ReplaceTask(ctx, back); err == nil {
+		*task = got
+	} else {
+		e.log(ctx).Warn("offer not taken back; it ends at its ring expiry", "tenant", svc.TenantID, "service", svc.ID, "err", err)
+	}
+}
+
+// releaseTimeout bounds the releases of a failed offer, which outlive the invocation's
+// context.
+const releaseTimeout = 10 * time.Second
 
 // releaseAll frees agents reserved for the task's attempt (best effort: a reservation
 // left behind lapses at its Until).
 func (e *Engine) releaseAll(ctx context.Context, svc *Service, taskID string, attempt int, agents []string, pool *agentPool) {
+	// The invocation may be ending (that is often why an offer failed): releasing
+	// must not depend on it, or its agents stay reserved until the grace runs out.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
 	for _, id := range agents {
 		got, err := e.release(ctx, svc.TenantID, id, svc.ID, taskID, attempt, nil)
 		if err != nil {
@@ -541,6 +767,8 @@ func (e *Engine) expireOffer(ctx context.Context, svc *Service, task *Task, pool
 // (the attempt is recorded as Unreachable for each agent, who is not marked Tried) and
 // the reservations are released without RONA.
 func (e *Engine) unoffer(ctx context.Context, svc *Service, task *Task, agents []string, pool *agentPool) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
+	defer cancel()
 	now := e.now()
 	attempt := task.Attempts
 	upd := task.Clone()
@@ -576,23 +804,12 @@ func (e *Engine) finish(ctx context.Context, task *Task, o Outcome, now time.Tim
 	return got, nil
 }
 
-// servicesOf lists the services an agent may take tasks of.
-func servicesOf(a *AgentState) []string {
-	out := slices.Clone(a.Services)
-	for _, s := range a.Duty.Services {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // kickServicesAt schedules a kick of every service of the agent at 'at' (the end of
 // its ACW or RONA), so waiting tasks are matched the moment the agent is free.
 // Failures are logged: the next kick of the service finds the agent free anyway.
 func (e *Engine) kickServicesAt(ctx context.Context, a *AgentState, reason string, at time.Time) {
-	for _, s := range servicesOf(a) {
-		if err := e.kick(ctx, a.TenantID, s, reason, a.AgentID+"/"+at.Format(time.RFC3339Nano), at); err != nil {
+	for _, s := range a.AllServices() {
+		if err := e.wakeAt(ctx, a.TenantID, s, reason, at); err != nil {
 			e.log(ctx).Warn("kick not scheduled", "tenant", a.TenantID, "service", s, "reason", reason, "err", err)
 		}
 	}

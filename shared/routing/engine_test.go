@@ -280,68 +280,90 @@ func TestACWReleasesByItselfAndDeclineIsRecordedApart(t *testing.T) {
 	if got := f.task(t, "sales", "c2"); fmt.Sprint(got.OfferedTo) != "[agent00]" {
 		t.Fatalf("after decline: %v", got.OfferedTo)
 	}
-	// Going Offline resets RONA (SPEC §5).
-	if err := f.engine.PresenceChanged(context.Background(), tid, []presence.Presence{{AgentID: "agent01", Availability: presence.Offline}}); err != nil {
-		t.Fatal(err)
+	// Going Offline resets RONA (SPEC §5): as the refresher stores it, Offline and
+	// then Available again carry when the agent went Offline; no state is written.
+	f.clock.add(time.Second)
+	seen := func(p presence.Presence) {
+		t.Helper()
+		if err := f.store.SavePresences(context.Background(), tid, []presence.Presence{p}); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.engine.PresenceChanged(context.Background(), tid, []presence.Presence{p}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if a := f.agent(t, "agent01"); a.RONAUntil.After(f.clock.now()) {
-		t.Fatalf("RONA not reset by Offline: %+v", a)
-	}
+	offAt := f.clock.now()
+	seen(presence.Presence{AgentID: "agent01", Availability: presence.Offline, Source: presence.SourceExtended, ObservedAt: offAt, OfflineAt: offAt})
+	f.clock.add(time.Second)
 	before := f.sender.reasons()[routing.KickPresence]
-	if err := f.engine.PresenceChanged(context.Background(), tid, []presence.Presence{{AgentID: "agent01", Availability: presence.Available, Source: presence.SourceExtended}}); err != nil {
-		t.Fatal(err)
-	}
+	seen(presence.Presence{AgentID: "agent01", Availability: presence.Available, Source: presence.SourceExtended, ObservedAt: f.clock.now(), OfflineAt: offAt})
 	if f.sender.reasons()[routing.KickPresence] != before+1 {
 		t.Fatal("an agent becoming Available must kick its services")
 	}
+	if a := f.agent(t, "agent01"); !a.RONAUntil.After(f.clock.now()) {
+		t.Fatalf("the stored RONA should still run (it is over by the presence rule): %+v", a)
+	}
+	f.call(t, "sales", "c3") // agent00 rings with c2: only agent01 can take it
+	f.kick(t, "sales")
+	if got := f.task(t, "sales", "c3"); fmt.Sprint(got.OfferedTo) != "[agent01]" {
+		t.Fatalf("RONA not ended by going Offline: c3 offered to %v", got.OfferedTo)
+	}
 }
 
-// A handler crash between reservation and offer: the reservation lapses and the
-// agent returns.
-func TestCrashBetweenReservationAndOfferReleasesTheAgent(t *testing.T) {
+// A handler crash between claiming a task and reserving its agent: the claim ends at
+// its ring expiry like an unanswered offer, but the agent, never reserved nor rung,
+// gets no RONA, and the task is offered again.
+func TestCrashBetweenClaimAndReservation(t *testing.T) {
 	f := newFixture(t, 1, persistentRONA())
 	f.call(t, "sales", "c1")
 	crashing := &crashStore{Store: f.store}
-	e := routing.NewEngine(routing.Options{Store: crashing, Tenants: f.store, Presences: f.store, Now: f.clock.now, TenantCacheTTL: -1})
+	e := routing.NewEngine(routing.Options{Store: crashing, Tenants: f.store, Presences: f.store, Sender: f.sender, Queue: "calls",
+		Now: f.clock.now, TenantCacheTTL: -1})
 	if _, err := e.Kick(context.Background(), tid, "sales", "test"); !errors.Is(err, errCrash) {
 		t.Fatalf("kick: %v; want the crash", err)
 	}
-	if a := f.agent(t, "agent00"); a.Hold == nil {
-		t.Fatal("the reservation must have been written before the crash")
+	if task := f.task(t, "sales", "c1"); task.State != routing.Offered || fmt.Sprint(task.OfferedTo) != "[agent00]" {
+		t.Fatalf("the claim must have been written before the crash: %+v", task)
 	}
-	if r := f.kick(t, "sales"); r.Offered != 0 { // the redelivered kick: still reserved
-		t.Fatalf("offered while the reservation holds: %+v", r)
+	if f.sender.reasons()[routing.KickRingExpiry] != 1 {
+		t.Fatal("the claim's ring expiry must be scheduled before the claim: nothing else ends it")
 	}
-	if ex := f.task(t, "sales", "c1").Explain; ex.Counts[routing.ReasonRinging] != 1 {
-		t.Fatalf("explain: %+v", ex)
+	if a := f.agent(t, "agent00"); a.Hold != nil {
+		t.Fatalf("the crash came before the reservation: %+v", a.Hold)
 	}
-	f.clock.add(20*time.Second + routing.ReservationGrace)
-	if r := f.kick(t, "sales"); r.Offered != 1 {
-		t.Fatalf("after the reservation lapsed: %+v", r)
+	if r := f.kick(t, "sales"); r.Offered != 0 || r.Ringing != 1 { // the redelivered kick: the claim holds until its expiry
+		t.Fatalf("while the claim holds: %+v", r)
+	}
+	f.clock.add(20 * time.Second)
+	if r := f.kick(t, "sales"); r.Offered != 1 || r.NoAnswers != 1 {
+		t.Fatalf("after the claim's expiry: %+v", r)
+	}
+	if a := f.agent(t, "agent00"); !a.RONAUntil.IsZero() || a.NoAnswers != 0 || a.Hold == nil || a.Hold.TaskID != "c1" {
+		t.Fatalf("the agent, never rung, was held to account, or not offered again: %+v", a)
 	}
 }
 
 var errCrash = errors.New("process died")
 
-// crashStore dies (every call fails) after the first agent reservation.
+// crashStore dies (every write fails) right after the first task write: the claim.
 type crashStore struct {
 	routing.Store
 	mu   sync.Mutex
 	dead bool
 }
 
-func (c *crashStore) ReplaceAgentState(ctx context.Context, a routing.AgentState) (routing.AgentState, error) {
+func (c *crashStore) ReplaceTask(ctx context.Context, t routing.Task) (routing.Task, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead {
-		return a, errCrash
+		return t, errCrash
 	}
 	c.dead = true
-	return c.Store.ReplaceAgentState(ctx, a)
+	return c.Store.ReplaceTask(ctx, t)
 }
 
-func (c *crashStore) ReplaceTask(ctx context.Context, t routing.Task) (routing.Task, error) {
-	return t, errCrash
+func (c *crashStore) ReplaceAgentState(ctx context.Context, a routing.AgentState) (routing.AgentState, error) {
+	return a, errCrash
 }
 
 func (c *crashStore) UpdateAgentState(ctx context.Context, tenantID, agentID string, fn func(*routing.AgentState) error) (routing.AgentState, error) {

@@ -37,43 +37,100 @@ func (e Explain) Clone() Explain {
 	return e
 }
 
-// sameOutcome reports whether two explanations say the same (ignoring when): the
-// engine writes a waiting task's explanation only when it changed.
+// sameOutcome reports whether a waiting task's explanation f still says what e says:
+// the same attempt, nobody chosen, the same note, and agents skipped for the same
+// reasons (how many for each may differ: the engine does not rewrite every waiting
+// task each time one agent moves from ringing to after-call work; the explanation
+// keeps when it was taken). The engine writes a waiting task's explanation only when
+// its outcome changed.
 func (e *Explain) sameOutcome(f *Explain) bool {
-	if e == nil || f == nil {
+	if e == nil || f == nil || e.Attempt != f.Attempt || len(e.Chosen)+len(f.Chosen) > 0 || e.Note != f.Note || len(e.Counts) != len(f.Counts) {
 		return false
 	}
-	return e.Attempt == f.Attempt && maps.Equal(e.Counts, f.Counts) && slices.Equal(e.Chosen, f.Chosen) &&
-		slices.Equal(e.Agents, f.Agents)
-}
-
-var reasonOrder = map[string]int{ReasonChosen: 0, ReasonLostRace: 1, ReasonEligible: 2, ReasonAlreadyTried: 3}
-
-// explain turns a decision into the record kept on the task.
-func explain(t *Task, svc *Service, d *Decision, now time.Time, chosen []string) *Explain {
-	e := &Explain{TaskID: t.ID, ServiceID: svc.ID, Attempt: t.Attempts, At: now, Strategy: svc.Strategy(),
-		Required: slices.Clone(d.Required), Considered: len(d.Entries), Chosen: chosen, Counts: map[string]int{}}
-	agents := slices.Clone(d.Entries)
-	for _, a := range agents {
-		e.Counts[a.Reason]++
-		if a.Reason == ReasonChosen || a.Reason == ReasonEligible || a.Reason == ReasonLostRace {
-			e.Eligible++
+	for r := range e.Counts {
+		if _, ok := f.Counts[r]; !ok {
+			return false
 		}
 	}
-	slices.SortStableFunc(agents, func(x, y Entry) int {
-		ox, okx := reasonOrder[x.Reason]
-		oy, oky := reasonOrder[y.Reason]
-		if !okx {
-			ox = 9
+	return true
+}
+
+// explainClass is where an entry goes in an explanation's list of agents: the chosen
+// first, then lost races, the eligible, those who already tried, and the skipped.
+func explainClass(reason string) int {
+	switch reason {
+	case ReasonChosen:
+		return 0
+	case ReasonLostRace:
+		return 1
+	case ReasonEligible:
+		return 2
+	case ReasonAlreadyTried:
+		return 3
+	default:
+		return 4
+	}
+}
+
+type reasonCount struct {
+	reason string
+	n      int
+}
+
+// explain turns a decision into the record kept on the task. The record shares no
+// memory with d (a Decider reuses d's buffers for its next decision): the kept entries
+// are copied, in class order (explainClass) and Members order within a class, as a
+// stable sort would put them, but without sorting those that are cut off.
+func explain(t *Task, svc *Service, d *Decision, now time.Time, chosen []string) *Explain {
+	e := &Explain{TaskID: t.ID, ServiceID: svc.ID, Attempt: t.Attempts, At: now, Strategy: svc.Strategy(),
+		Required: slices.Clone(d.Required), Considered: len(d.Entries), Chosen: chosen}
+	// A handful of distinct reasons, mostly in runs: count them in a small list rather
+	// than with a map update per agent.
+	var buf [32]reasonCount
+	counts := buf[:0]
+	var size [5]int
+	last := -1
+	for i := range d.Entries {
+		r := d.Entries[i].Reason
+		size[explainClass(r)]++
+		if last < 0 || counts[last].reason != r {
+			last = -1
+			for j := range counts {
+				if counts[j].reason == r {
+					last = j
+					break
+				}
+			}
+			if last < 0 {
+				counts = append(counts, reasonCount{reason: r})
+				last = len(counts) - 1
+			}
 		}
-		if !oky {
-			oy = 9
+		counts[last].n++
+	}
+	e.Counts = make(map[string]int, len(counts))
+	for _, c := range counts {
+		e.Counts[c.reason] = c.n
+	}
+	e.Eligible = size[0] + size[1] + size[2]
+	keep := min(len(d.Entries), MaxExplainAgents)
+	e.Truncated = len(d.Entries) - keep
+	// Each class gets the slots after the classes before it, as many as still fit;
+	// one pass in Members order fills them and stops when all are filled.
+	var next, end [len(size)]int
+	at := 0
+	for c, n := range size {
+		next[c] = at
+		at += min(n, keep-at)
+		end[c] = at
+	}
+	agents := make([]Entry, keep)
+	for i, placed := 0, 0; placed < keep; i++ {
+		if c := explainClass(d.Entries[i].Reason); next[c] < end[c] {
+			agents[next[c]] = d.Entries[i]
+			next[c]++
+			placed++
 		}
-		return ox - oy
-	})
-	if len(agents) > MaxExplainAgents {
-		e.Truncated = len(agents) - MaxExplainAgents
-		agents = agents[:MaxExplainAgents]
 	}
 	e.Agents = agents
 	switch {

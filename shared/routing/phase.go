@@ -19,14 +19,14 @@ const (
 )
 
 // PhaseAt is the agent's phase at t, by the precedence eligibility uses: a hold first,
-// then RONA, then ACW.
-func (a *AgentState) PhaseAt(t time.Time) Phase {
+// then RONA (see InRONA for offlineAt), then ACW.
+func (a *AgentState) PhaseAt(t, offlineAt time.Time) Phase {
 	switch {
 	case a.Held(t) && a.Hold.Phase == HoldConnected:
 		return PhaseConnected
 	case a.Held(t):
 		return PhaseRinging
-	case t.Before(a.RONAUntil):
+	case a.InRONA(t, offlineAt):
 		return PhaseRONA
 	case a.InACW(t):
 		return PhaseACW
@@ -62,7 +62,11 @@ func Selectable(services []Service, a *AgentState, p presence.Presence, ok bool,
 		if svc.PendingDeletion || svc.Type == None || !member(svc, a) {
 			continue
 		}
-		if reason, _ := eligible(svc, a, nil, t); reason != "" {
+		var offlineAt time.Time
+		if ok {
+			offlineAt = p.OfflineAt
+		}
+		if reason, _ := eligible(svc, a, nil, t, offlineAt); reason != "" {
 			if reason == ReasonRinging || reason == ReasonConnected || reason == ReasonRONA || reason == ReasonACW {
 				return false // blocked in every service
 			}

@@ -18,6 +18,7 @@ package routing
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -548,6 +549,51 @@ type AgentState struct {
 
 // Held reports whether the agent is reserved, ringing or connected at now.
 func (a *AgentState) Held(now time.Time) bool { return a.Hold != nil && now.Before(a.Hold.Until) }
+
+// AllServices lists the services the agent may take tasks of: the Teams-based ones
+// it is a member of, then the skill-based ones its duty profile names, without
+// repeats. These are the services whose rosters list the agent (see Store).
+func (a *AgentState) AllServices() []string {
+	out := slices.Clone(a.Services)
+	for _, s := range a.Duty.Services {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Loosens reports whether next may let the agent take a task that prev did not: a
+// hold ended, moved to another task or shortened; RONA or ACW shortened; or anything
+// routing reads of the agent's profile changed (memberships, active flags, duty,
+// skills). A store that keeps copies of agent states (rosters) must not let a copy of
+// prev outlive the write of such a change; a tightening change (a reservation, a
+// longer hold, counters) may reach the copies afterwards, since a reservation based
+// on an outdated copy fails on its ETag.
+func Loosens(prev, next *AgentState) bool {
+	switch {
+	case prev.Hold != nil && (next.Hold == nil || next.Hold.ServiceID != prev.Hold.ServiceID || next.Hold.TaskID != prev.Hold.TaskID ||
+		next.Hold.Until.Before(prev.Hold.Until)):
+		return true
+	case next.RONAUntil.Before(prev.RONAUntil), next.ACWUntil.Before(prev.ACWUntil):
+		return true
+	case !slices.Equal(prev.Services, next.Services), !slices.Equal(prev.Inactive, next.Inactive),
+		prev.Duty.OffDuty != next.Duty.OffDuty, !slices.Equal(prev.Duty.Services, next.Duty.Services),
+		!slices.Equal(prev.Duty.Skills, next.Duty.Skills), !maps.Equal(prev.Skills, next.Skills):
+		return true
+	}
+	return false
+}
+
+// InRONA reports whether the agent is blocked by RONA at now: RONA not yet run out,
+// and not ended by going Offline after it began (offlineAt: when the agent was last
+// seen going Offline, zero if unknown; SPEC §5).
+func (a *AgentState) InRONA(now, offlineAt time.Time) bool {
+	if !now.Before(a.RONAUntil) {
+		return false
+	}
+	return a.RONAAt.IsZero() || offlineAt.Before(a.RONAAt)
+}
 
 // InACW reports whether the agent is in after-call work at now.
 func (a *AgentState) InACW(now time.Time) bool { return now.Before(a.ACWUntil) }

@@ -3,13 +3,48 @@ package routing
 import (
 	"context"
 	"time"
+
+	"github.com/teamscc/teamscc/shared/presence"
 )
+
+// Member is one agent of a service as the service's matcher sees it: the agent's
+// routing state and the presence routing applies. State.ETag is the version of the
+// agent's state the copy was taken at: a reservation is conditional on it, so a copy
+// that is no longer current loses the race instead of booking the agent twice.
+type Member struct {
+	State       AgentState
+	Presence    presence.Presence
+	HasPresence bool
+}
+
+// Queue is what a kick reads of a service: the service, its open tasks and its
+// members.
+type Queue struct {
+	Service Service
+	Tasks   []Task
+	Members []Member
+}
 
 // Store keeps services, their tasks, agent routing states and idempotency keys.
 // Implementations are safe for concurrent use. Not-found is fault.ErrNotFound, a lost
 // conditional write fault.ErrPrecondition, an insert of an existing id
 // fault.ErrConflict (errors.Is). Values returned carry the ETag they were read or
 // written at.
+//
+// Rosters. A kick reads its service's members, never the whole tenant: the store
+// keeps, for every service, a roster of the agents whose AllServices name it, each
+// with a copy of its state and its presence (LoadMatch). Agent-state writes keep the
+// rosters in step (an agent leaving a service leaves its roster), and stored
+// presences reach the rosters of the agent's services before SavePresences returns
+// (presence.Store, implemented by the same store). A copy may lag the agent's state,
+// but only in a way a reservation detects: it carries the ETag of the state it was
+// copied from, so a reservation based on an outdated copy fails with
+// fault.ErrPrecondition. A change that lets an agent take more work (Loosens) reaches
+// the rosters before the write that makes it true, so a roster never keeps an agent
+// out longer than its state does (if that write then fails, a reservation based on
+// the copy applies the change it described, which is what its writer meant to do).
+// ReplaceAgentState, the reservation path, must not change AllServices except when
+// inserting.
 type Store interface {
 	// PutService inserts or replaces a service (admin and seeding; not conditional).
 	PutService(ctx context.Context, s Service) error
@@ -36,8 +71,19 @@ type Store interface {
 	// returns the number of tasks removed.
 	PurgeService(ctx context.Context, tenantID, serviceID string) (int, error)
 	// LoadQueue returns the service and its open tasks (not Done), in one read where
-	// the adapter allows it: the service and its tasks share a partition.
+	// the adapter allows it: the service and its tasks share a partition. Done tasks
+	// are never read: its cost follows the open tasks, not the service's history.
 	LoadQueue(ctx context.Context, tenantID, serviceID string) (Service, []Task, error)
+	// LoadMatch returns what a kick reads: the service, its open tasks and its roster
+	// (see Rosters), in one read where the adapter allows it. Its cost follows the
+	// service's open tasks and members, not the tenant's agents. The members' states
+	// are read-only: clone one (AgentState.Clone) before changing it.
+	LoadMatch(ctx context.Context, tenantID, serviceID string) (Queue, error)
+	// Memberships returns the services (AllServices) of each of the given agents
+	// that has any, as the rosters know them; agents unknown or in no service are
+	// left out. Its cost does not grow with the tenant's agents while their
+	// memberships do not change.
+	Memberships(ctx context.Context, tenantID string, agentIDs []string) (map[string][]string, error)
 
 	// GetTask returns one task, open or done.
 	GetTask(ctx context.Context, tenantID, serviceID, taskID string) (Task, error)

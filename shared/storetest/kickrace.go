@@ -21,9 +21,9 @@ type RoutingStores interface {
 	presence.Store
 }
 
-// RunKickRace fires kicks concurrently (no sessions: the worst case) at three
-// services sharing ten Available agents, with tasks waiting in each, then delivers
-// the kicks the matchers sent meanwhile, as the queue would. It checks: no agent is
+// RunKickRace fires kicks concurrently (no sessions, several instances: the worst
+// case) at three services sharing ten Available agents, with tasks waiting in each,
+// then delivers the kicks the matchers sent meanwhile, as the queue would. It checks: no agent is
 // offered two tasks at once, no task is offered twice at once, every hold belongs to
 // an offered task (no leaked reservation), and nothing is lost (every task still
 // open, every agent busy while tasks wait). s must be empty.
@@ -55,7 +55,13 @@ func RunKickRace(t *testing.T, s RoutingStores, kicks, tasks int) {
 		t.Fatal(err)
 	}
 	snd := &recorder{}
-	e := routing.NewEngine(routing.Options{Store: s, Tenants: s, Presences: s, Sender: snd, Queue: "calls"})
+	// Several engines stand for several instances: kicks of one service in one engine
+	// coalesce, across engines they race on ETags.
+	engines := make([]*routing.Engine, 5)
+	for i := range engines {
+		engines[i] = routing.NewEngine(routing.Options{Store: s, Tenants: s, Presences: s, Sender: snd, Queue: "calls"})
+	}
+	e := engines[0]
 	for i := 0; i < tasks; i++ {
 		if _, err := e.IncomingCall(ctx, routing.IncomingCall{TenantID: tenantA, ServiceID: services[i%len(services)], CallID: fmt.Sprintf("call-%03d", i)}); err != nil {
 			t.Fatal(err)
@@ -67,7 +73,7 @@ func RunKickRace(t *testing.T, s RoutingStores, kicks, tasks int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := e.Kick(ctx, tenantA, services[i%len(services)], "load"); err != nil {
+			if _, err := engines[i%len(engines)].Kick(ctx, tenantA, services[i%len(services)], "load"); err != nil {
 				t.Errorf("kick: %v", err)
 			}
 		}()

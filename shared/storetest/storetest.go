@@ -32,6 +32,8 @@ func Run(t *testing.T, newStores func(t *testing.T) Stores) {
 	t.Run("TenantCreateAndUpdate", func(t *testing.T) { testTenantUpdate(t, newStores(t).Tenants) })
 	t.Run("TenantConcurrentUpdatesOneWinnerPerVersion", func(t *testing.T) { testTenantRace(t, newStores(t).Tenants) })
 	t.Run("Agents", func(t *testing.T) { testAgents(t, newStores(t).Tenants) })
+	t.Run("AgentsVersion", func(t *testing.T) { testAgentsVersion(t, newStores(t).Tenants) })
+	t.Run("AgentsVersionNeverPairsWithAnOlderList", func(t *testing.T) { testAgentsVersionRace(t, newStores(t).Tenants) })
 	t.Run("Secrets", func(t *testing.T) { testSecrets(t, newStores(t).Secrets) })
 	t.Run("Presences", func(t *testing.T) { testPresences(t, newStores(t).Presences) })
 	t.Run("Health", func(t *testing.T) { testHealth(t, newStores(t).Presences) })
@@ -166,8 +168,10 @@ func testPresences(t *testing.T, s presence.Store) {
 	if err := s.SavePresences(ctx, tenantA, ps); err != nil {
 		t.Fatalf("save presences: %v", err)
 	}
-	ps[7] = presence.Presence{AgentID: ps[7].AgentID, Availability: presence.Available, Source: presence.SourceBasic, ObservedAt: at.Add(time.Hour)}
-	if err := s.SavePresences(ctx, tenantA, ps[7:8]); err != nil {
+	ps[7] = presence.Presence{AgentID: ps[7].AgentID, Availability: presence.Available, Source: presence.SourceBasic, ObservedAt: at.Add(time.Hour),
+		OfflineAt: at.Add(time.Minute)}
+	ps[8].Availability, ps[8].OfflineAt = presence.Offline, at.Add(time.Second)
+	if err := s.SavePresences(ctx, tenantA, ps[7:9]); err != nil {
 		t.Fatalf("replace presence: %v", err)
 	}
 	if err := s.SavePresences(ctx, tenantB, ps[:3]); err != nil {
@@ -186,7 +190,7 @@ func testPresences(t *testing.T, s presence.Store) {
 	}
 	for _, want := range ps {
 		p := byID[want.AgentID]
-		if !p.Same(want) || !p.ObservedAt.Equal(want.ObservedAt) {
+		if !p.Same(want) || !p.ObservedAt.Equal(want.ObservedAt) || !p.OfflineAt.Equal(want.OfflineAt) {
 			t.Fatalf("presence %s = %+v, want %+v", want.AgentID, p, want)
 		}
 	}

@@ -295,7 +295,7 @@ func testObserverRace(t *testing.T, s UserStateStores) {
 		t.Fatal(err)
 	}
 	rs := by["agent-00/routing"]
-	if want := string(a.PhaseAt(c.At)); rs[len(rs)-1].Value != want {
+	if want := string(a.PhaseAt(c.At, time.Time{})); rs[len(rs)-1].Value != want {
 		t.Fatalf("last routing record %q; the agent is %q", rs[len(rs)-1].Value, want)
 	}
 }

@@ -53,12 +53,18 @@ func submit(ctx context.Context, c *aztables.Client, actions []action) error {
 }
 
 // chunk splits the rows of one partition into batches of at most 100 rows and 4 MiB.
-func chunk(rows []row) [][]row {
+func chunk(rows []row) [][]row { return chunkBy(rows, maxBatchEntities, maxBatchBytes) }
+
+// batchBytes is what a row adds to a transaction's payload, generously.
+func batchBytes(r row) int { return len(r.body) + batchOverhead + 3*(len(r.pk)+len(r.rk)) }
+
+// chunkBy splits rows into batches of at most maxRows rows and about maxBytes.
+func chunkBy(rows []row, maxRows, maxBytes int) [][]row {
 	var out [][]row
 	start, size := 0, 0
 	for i, r := range rows {
-		n := len(r.body) + batchOverhead + 3*(len(r.pk)+len(r.rk))
-		if i > start && (i-start == maxBatchEntities || size+n > maxBatchBytes) {
+		n := batchBytes(r)
+		if i > start && (i-start == maxRows || size+n > maxBytes) {
 			out = append(out, rows[start:i])
 			start, size = i, 0
 		}
@@ -93,9 +99,40 @@ func dedupe(rows []row) []row {
 // maxConcurrentBatches at once. Each batch is atomic, the call is not: on error some
 // batches may be written. The first error cancels the batches not yet started.
 func upsertAll(ctx context.Context, c *aztables.Client, rows []row) error {
-	batches := chunk(dedupe(rows))
+	return upsertBatches(ctx, c, chunk(dedupe(rows)), nil)
+}
+
+// upsertAllStamped is upsertAll with one more row in every transaction: a fresh one
+// from stamp (same partition, a RowKey none of rows has). So every batch that commits
+// also rewrites the stamp row, atomically with its rows.
+func upsertAllStamped(ctx context.Context, c *aztables.Client, rows []row, stamp func() (row, error)) error {
+	probe, err := stamp()
+	if err != nil {
+		return err
+	}
+	return upsertBatches(ctx, c, chunkBy(dedupe(rows), maxBatchEntities-1, maxBatchBytes-batchBytes(probe)), stamp)
+}
+
+// upsertBatches submits the batches, at most maxConcurrentBatches at once, each with
+// a row from stamp when stamp is not nil.
+func upsertBatches(ctx context.Context, c *aztables.Client, batches [][]row, stamp func() (row, error)) error {
+	actions := func(b []row) ([]action, error) {
+		as := upserts(b)
+		if stamp == nil {
+			return as, nil
+		}
+		r, err := stamp()
+		if err != nil {
+			return nil, err
+		}
+		return append(as, action{kind: aztables.TransactionTypeInsertReplace, row: r}), nil
+	}
 	if len(batches) == 1 {
-		return submit(ctx, c, upserts(batches[0]))
+		as, err := actions(batches[0])
+		if err != nil {
+			return err
+		}
+		return submit(ctx, c, as)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -118,7 +155,11 @@ func upsertAll(ctx context.Context, c *aztables.Client, rows []row) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if err := submit(ctx, c, upserts(b)); err != nil {
+			as, err := actions(b)
+			if err == nil {
+				err = submit(ctx, c, as)
+			}
+			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err

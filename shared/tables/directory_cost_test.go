@@ -55,10 +55,13 @@ func TestATeamSyncsTableStorageRequests(t *testing.T) {
 	fake.AddMembers(team, ids[members:]...)
 	steady := sync("1% changed", 5, 5)
 	t.Logf("table requests: first sync of %d members %d (%.1f a member); 1%% changed %d", members, first, float64(first)/members, steady)
-	if first > 3*members {
-		t.Errorf("first sync: %d table requests; want at most 3 a member (%d)", first, 3*members)
+	// A member joining: its routing state read, its presence read, the copy into the
+	// roster before and after the write, the write (a transaction with the membership
+	// version) and its read-back, the presence read again (routing.go putAgent).
+	if first > 8*members {
+		t.Errorf("first sync: %d table requests; want at most 8 a member (%d)", first, 8*members)
 	}
-	if steady > 40 {
-		t.Errorf("steady sync with 10 changes: %d table requests; want at most 40", steady)
+	if steady > 80 {
+		t.Errorf("steady sync with 10 changes: %d table requests; want at most 80", steady)
 	}
 }

@@ -26,9 +26,13 @@ func (s *Store) LoadPresences(ctx context.Context, tenantID string) ([]presence.
 		return nil, fmt.Errorf("load presences: %w", err)
 	}
 	out := []presence.Presence{}
-	err := listAll(ctx, s.presences, "PartitionKey eq "+odataString(tenantID), "RowKey,Availability,Activity,Source,ObservedAt",
+	err := listAll(ctx, s.presences, "PartitionKey eq "+odataString(tenantID), "RowKey,Availability,Activity,Source,ObservedAt,OfflineAt",
 		func(r record) error {
 			at, err := r.time("ObservedAt")
+			if err != nil {
+				return err
+			}
+			off, err := r.time("OfflineAt")
 			if err != nil {
 				return err
 			}
@@ -38,6 +42,7 @@ func (s *Store) LoadPresences(ctx context.Context, tenantID string) ([]presence.
 				Activity:     r.str("Activity"),
 				Source:       presence.Source(r.str("Source")),
 				ObservedAt:   at,
+				OfflineAt:    off,
 			})
 			return nil
 		})
@@ -48,9 +53,11 @@ func (s *Store) LoadPresences(ctx context.Context, tenantID string) ([]presence.
 }
 
 // SavePresences implements presence.Store: inserts or replaces presences in
-// transactions of at most 100 rows, a few at a time. ObservedAt is kept to 100 ns
-// (Edm.DateTime). Every presence is validated before the first request; each
-// transaction is atomic, the call is not.
+// transactions of at most 100 rows, a few at a time. ObservedAt and OfflineAt are
+// kept to 100 ns (Edm.DateTime; a zero OfflineAt is left out and reads back zero).
+// Every presence is validated before the first request; each transaction is atomic,
+// the call is not. The presences reach the rosters of the agents' services first
+// (roster.go).
 func (s *Store) SavePresences(ctx context.Context, tenantID string, ps []presence.Presence) error {
 	rows := make([]row, 0, len(ps))
 	for _, p := range ps {
@@ -59,6 +66,7 @@ func (s *Store) SavePresences(ctx context.Context, tenantID string, ps []presenc
 			"Activity":     p.Activity,
 			"Source":       string(p.Source),
 			"ObservedAt":   p.ObservedAt,
+			"OfflineAt":    p.OfflineAt,
 		})
 		if err != nil {
 			return fmt.Errorf("save presences: %w", err)
@@ -68,7 +76,9 @@ func (s *Store) SavePresences(ctx context.Context, tenantID string, ps []presenc
 	if len(rows) == 0 {
 		return nil
 	}
-	return wrap("save presences", upsertAll(ctx, s.presences, rows))
+	// Copied to the rosters first (routing reads presence there): if the copy fails
+	// nothing is stored, and the refresher finds the same changes again.
+	return wrap("save presences", s.presencesToRosters(ctx, tenantID, ps, func() error { return upsertAll(ctx, s.presences, rows) }))
 }
 
 // GetHealth implements presence.Store: fault.ErrNotFound before the first update.

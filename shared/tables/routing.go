@@ -7,27 +7,38 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/teamscc/teamscc/shared/fault"
+	"github.com/teamscc/teamscc/shared/presence"
 	"github.com/teamscc/teamscc/shared/routing"
 )
 
 // Routing tables (before the prefix):
 //
-//	RoutingQueues   PK tenant id "_" service id   RK "~service"      Data (JSON Service) + Type, PendingDeletion
-//	                                              RK "t_" task id    Data (JSON Task) + Open, State, Priority
-//	RoutingAgents   PK tenant id                  RK agent id        Data (JSON AgentState) + HoldTask, ACWUntil, RONAUntil
-//	RoutingKeys     PK tenant id                  RK sha256(key)     At
-//	                PK "call_" sha256(call id)    RK "call"          Data (JSON CallRef) + TenantId, At   (the call index)
+//	RoutingQueues   PK tenant id "_" service id   RK "a_" agent id      the service's roster (roster.go)
+//	                                              RK "t_" task id       an open task: Data (JSON Task) + Open, State, Priority
+//	                                              RK "~service"         Data (JSON Service) + Type, PendingDeletion, Roster
+//	                                              RK "~~t_" task id     a done task (the same columns), or the stub (Stub)
+//	                                                                    that claims the id of an open one
+//	RoutingAgents   PK tenant id                  RK agent id           Data (JSON AgentState) + HoldTask, ACWUntil, RONAUntil, Svc
+//	                                              RK "~members"         membership version (roster.go)
+//	RoutingKeys     PK tenant id                  RK sha256(key)        At
+//	                PK "call_" sha256(call id)    RK "call"             Data (JSON CallRef) + TenantId, At   (the call index)
 //
-// A service and its tasks share a partition, so one query (the service row and the
-// open tasks) is what a kick reads of its queue; the tenant's agent states are one
-// partition, so one query reads them all with their ETags for the reservations.
+// A service, its open tasks and its roster share a partition and sort before its
+// done tasks, so one range query (RowKey < "~~") is everything a kick reads, and
+// its cost follows the open tasks and the members, never the service's history or
+// the tenant's other agents. A task moves from "t_" to "~~t_" when it is done, in one
+// transaction that also replaces its stub; the stub, written with the open row,
+// makes an id taken for good (CreateTask is a conflict whether the task is open or
+// done).
 const (
 	tableRoutingQueues = "RoutingQueues"
 	tableRoutingAgents = "RoutingAgents"
@@ -35,6 +46,8 @@ const (
 
 	serviceRow = "~service"
 	taskPrefix = "t_"
+	donePrefix = "~~t_"
+	matchEnd   = "~~" // RowKeys below it: roster, open tasks, service
 
 	// The call index shares RoutingKeys: its partitions ("call_" + 64 hex digits)
 	// never equal a tenant id (a GUID).
@@ -48,13 +61,17 @@ func (s *Store) client(name string) *aztables.Client { return s.svc.NewClient(s.
 
 func queuePK(tenantID, serviceID string) string { return tenantID + "_" + serviceID }
 
+// serviceEntity is the service row. Roster says the service's roster is complete:
+// every service row written by this version has it (agent writes keep every roster
+// whether or not its service exists yet); a row without it was written before
+// rosters existed, and the first LoadMatch builds its roster (buildRoster).
 func serviceEntity(sv routing.Service) (row, error) {
 	data, err := json.Marshal(sv)
 	if err != nil {
 		return row{}, err
 	}
 	return newRow("service", "tenantId", queuePK(sv.TenantID, sv.ID), "serviceId", serviceRow, props{
-		"Data": string(data), "Type": string(sv.Type), "PendingDeletion": sv.PendingDeletion, "UpdatedAt": sv.UpdatedAt,
+		"Data": string(data), "Type": string(sv.Type), "PendingDeletion": sv.PendingDeletion, "UpdatedAt": sv.UpdatedAt, "Roster": true,
 	})
 }
 
@@ -107,6 +124,11 @@ func (s *Store) UpdateService(ctx context.Context, tenantID, serviceID string, f
 		sv, err := decodeService(r)
 		if err != nil {
 			return routing.Service{}, fmt.Errorf("update service: %w", err)
+		}
+		if !r.has("Roster") { // the row claims a complete roster once written: make it so first
+			if _, err := s.buildRoster(ctx, tenantID, serviceID); err != nil {
+				return routing.Service{}, fmt.Errorf("update service: %w", err)
+			}
 		}
 		base := sv.Version
 		if err := fn(&sv); err != nil {
@@ -186,89 +208,231 @@ func decodeTask(r record, etag string) (routing.Task, error) {
 	return t, nil
 }
 
-// LoadQueue implements routing.Store: one partition query for the service row and
-// the open tasks.
+// LoadQueue implements routing.Store: one range query for the service row and the
+// open tasks (RowKeys "t_" up to the done range).
 func (s *Store) LoadQueue(ctx context.Context, tenantID, serviceID string) (routing.Service, []routing.Task, error) {
-	pk := queuePK(tenantID, serviceID)
-	if err := checkKey("serviceId", pk); err != nil {
-		return routing.Service{}, nil, fmt.Errorf("load queue: %w", err)
-	}
-	filter := "PartitionKey eq " + odataString(pk) + " and (RowKey eq " + odataString(serviceRow) + " or Open eq true)"
-	var (
-		sv    routing.Service
-		found bool
-		tasks = []routing.Task{}
-	)
-	err := listAll(ctx, s.client(tableRoutingQueues), filter, "", func(r record) error {
-		if r.str("RowKey") == serviceRow {
-			found = true
-			var err error
-			sv, err = decodeService(r)
-			return err
-		}
-		t, err := decodeTask(r, r.str("odata.etag"))
-		tasks = append(tasks, t)
-		return err
-	})
+	q, _, err := s.loadRange(ctx, tenantID, serviceID, taskPrefix)
 	if err != nil {
 		return routing.Service{}, nil, fmt.Errorf("load queue: %w", err)
 	}
-	if !found {
-		return routing.Service{}, nil, fmt.Errorf("load queue: %w", fault.ErrNotFound)
-	}
-	return sv, tasks, nil
+	return q.Service, q.Tasks, nil
 }
 
-func taskEntity(t routing.Task) (row, error) {
+// LoadMatch implements routing.Store: one range query for the roster, the open tasks
+// and the service row (RowKeys below the done range). A service whose roster was
+// never built (written before rosters existed) has it built first.
+func (s *Store) LoadMatch(ctx context.Context, tenantID, serviceID string) (routing.Queue, error) {
+	q, complete, err := s.loadRange(ctx, tenantID, serviceID, "")
+	if err == nil && !complete {
+		q.Members, err = s.buildRoster(ctx, tenantID, serviceID)
+	}
+	if err != nil {
+		return routing.Queue{}, fmt.Errorf("load match: %w", err)
+	}
+	return q, nil
+}
+
+// loadRange reads the queue partition from RowKey from (inclusive; "" from the
+// start) to the done range. Done tasks still in the open range (written before done
+// tasks moved) are left out and moved, a transaction's worth per call.
+func (s *Store) loadRange(ctx context.Context, tenantID, serviceID, from string) (routing.Queue, bool, error) {
+	pk := queuePK(tenantID, serviceID)
+	if err := checkKey("serviceId", pk); err != nil {
+		return routing.Queue{}, false, err
+	}
+	filter := "PartitionKey eq " + odataString(pk) + " and RowKey lt " + odataString(matchEnd)
+	if from != "" {
+		filter += " and RowKey ge " + odataString(from)
+	}
+	var (
+		q        = routing.Queue{Tasks: []routing.Task{}, Members: []routing.Member{}}
+		found    bool
+		complete bool
+		stale    []routing.Task
+	)
+	err := listAll(ctx, s.client(tableRoutingQueues), filter, "", func(r record) error {
+		switch rk := r.str("RowKey"); {
+		case rk == serviceRow:
+			found, complete = true, r.has("Roster")
+			var err error
+			q.Service, err = decodeService(r)
+			return err
+		case strings.HasPrefix(rk, rosterPrefix):
+			m, err := decodeMember(r)
+			q.Members = append(q.Members, m)
+			return err
+		case strings.HasPrefix(rk, taskPrefix):
+			t, err := decodeTask(r, r.str("odata.etag"))
+			if err != nil {
+				return err
+			}
+			if t.Open() {
+				q.Tasks = append(q.Tasks, t)
+			} else {
+				stale = append(stale, t)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return routing.Queue{}, false, err
+	}
+	if !found {
+		return routing.Queue{}, false, fault.ErrNotFound
+	}
+	s.moveDone(ctx, stale)
+	return q, complete, nil
+}
+
+// moveDone moves done tasks found in the open range to the done range (best effort;
+// the next read moves what is left).
+func (s *Store) moveDone(ctx context.Context, tasks []routing.Task) {
+	const perBatch = maxBatchEntities / 2
+	if len(tasks) > perBatch {
+		tasks = tasks[:perBatch]
+	}
+	var acts []action
+	for _, t := range tasks {
+		open, err1 := taskEntity(t, taskPrefix)
+		done, err2 := taskEntity(t, donePrefix)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		e := azcore.ETag(t.ETag)
+		acts = append(acts, action{kind: aztables.TransactionTypeDelete, row: open, ifMatch: &e},
+			action{kind: aztables.TransactionTypeInsertReplace, row: done})
+	}
+	_ = submit(ctx, s.client(tableRoutingQueues), acts)
+}
+
+// taskEntity is task t's row under prefix (taskPrefix while open, donePrefix done).
+func taskEntity(t routing.Task, prefix string) (row, error) {
 	data, err := json.Marshal(t)
 	if err != nil {
 		return row{}, err
 	}
-	return newRow("task", "serviceId", queuePK(t.TenantID, t.ServiceID), "taskId", taskPrefix+t.ID, props{
+	return newRow("task", "serviceId", queuePK(t.TenantID, t.ServiceID), "taskId", prefix+t.ID, props{
 		"Data": string(data), "Open": t.Open(), "State": string(t.State), "Priority": string(t.Priority),
 		"Outcome": string(t.Outcome), "Created": t.Created,
 	})
 }
 
-// GetTask implements routing.Store.
-func (s *Store) GetTask(ctx context.Context, tenantID, serviceID, taskID string) (routing.Task, error) {
-	pk, rk := queuePK(tenantID, serviceID), taskPrefix+taskID
-	if err := errors.Join(checkKey("serviceId", pk), checkKey("taskId", rk)); err != nil {
-		return routing.Task{}, fmt.Errorf("get task: %w", err)
-	}
-	resp, err := s.client(tableRoutingQueues).GetEntity(ctx, pk, rk, nil)
-	if err != nil {
-		return routing.Task{}, wrap("get task", err)
-	}
-	r, err := decodeRecord(resp.Value)
-	if err != nil {
-		return routing.Task{}, fmt.Errorf("get task: %w", err)
-	}
-	return decodeTask(r, string(resp.ETag))
+// taskStub claims an open task's id in the done range (see the layout).
+func taskStub(t routing.Task) (row, error) {
+	return newRow("task", "serviceId", queuePK(t.TenantID, t.ServiceID), "taskId", donePrefix+t.ID, props{"Stub": true})
 }
 
-// CreateTask implements routing.Store (AddEntity: 409 → fault.ErrConflict).
+// GetTask implements routing.Store: the open row, else the done one (two point reads
+// for a done task).
+func (s *Store) GetTask(ctx context.Context, tenantID, serviceID, taskID string) (routing.Task, error) {
+	pk := queuePK(tenantID, serviceID)
+	if err := errors.Join(checkKey("serviceId", pk), checkKey("taskId", donePrefix+taskID)); err != nil {
+		return routing.Task{}, fmt.Errorf("get task: %w", err)
+	}
+	c := s.client(tableRoutingQueues)
+	// A stub without its open row: the task was moved between the two reads (read
+	// again), or a purge is under way (not found).
+	for round := 0; round < 2; round++ {
+		for _, prefix := range []string{taskPrefix, donePrefix} {
+			resp, err := c.GetEntity(ctx, pk, prefix+taskID, nil)
+			if err = classify(err); errors.Is(err, fault.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return routing.Task{}, fmt.Errorf("get task: %w", err)
+			}
+			r, err := decodeRecord(resp.Value)
+			if err != nil {
+				return routing.Task{}, fmt.Errorf("get task: %w", err)
+			}
+			if r.has("Stub") {
+				break
+			}
+			return decodeTask(r, string(resp.ETag))
+		}
+	}
+	return routing.Task{}, fmt.Errorf("get task: %w", fault.ErrNotFound)
+}
+
+// CreateTask implements routing.Store. An open task is written with its stub in one
+// transaction (either existing: fault.ErrConflict) and read back for its ETag; a task
+// created done (a full queue) is one insert in the done range.
 func (s *Store) CreateTask(ctx context.Context, t routing.Task) (routing.Task, error) {
-	r, err := taskEntity(t)
+	c := s.client(tableRoutingQueues)
+	if !t.Open() {
+		r, err := taskEntity(t, donePrefix)
+		if err != nil {
+			return routing.Task{}, fmt.Errorf("create task: %w", err)
+		}
+		resp, err := c.AddEntity(ctx, r.body, nil)
+		if err != nil {
+			return routing.Task{}, wrap("create task", err)
+		}
+		t = t.Clone()
+		t.ETag = string(resp.ETag)
+		return t, nil
+	}
+	r, err := taskEntity(t, taskPrefix)
 	if err != nil {
 		return routing.Task{}, fmt.Errorf("create task: %w", err)
 	}
-	resp, err := s.client(tableRoutingQueues).AddEntity(ctx, r.body, nil)
+	stub, err := taskStub(t)
 	if err != nil {
-		return routing.Task{}, wrap("create task", err)
+		return routing.Task{}, fmt.Errorf("create task: %w", err)
 	}
-	t = t.Clone()
-	t.ETag = string(resp.ETag)
-	return t, nil
+	if err := submit(ctx, c, []action{{kind: aztables.TransactionTypeAdd, row: stub}, {kind: aztables.TransactionTypeAdd, row: r}}); err != nil {
+		return routing.Task{}, fmt.Errorf("create task: %w", err)
+	}
+	return s.GetTask(ctx, t.TenantID, t.ServiceID, t.ID)
 }
 
-// ReplaceTask implements routing.Store (UpdateEntity If-Match).
+// ReplaceTask implements routing.Store (If-Match t.ETag). An open task stays in its
+// row; a task that is done now moves to the done range in one transaction (and is
+// read back for its ETag); a done task is replaced in the done range. A done task is
+// never reopened (fault.ErrPrecondition).
 func (s *Store) ReplaceTask(ctx context.Context, t routing.Task) (routing.Task, error) {
-	r, err := taskEntity(t)
+	c := s.client(tableRoutingQueues)
+	if t.Open() {
+		r, err := taskEntity(t, taskPrefix)
+		if err != nil {
+			return routing.Task{}, fmt.Errorf("replace task: %w", err)
+		}
+		etag, err := s.updateIf(ctx, c, r, t.ETag)
+		if errors.Is(err, fault.ErrNotFound) { // done meanwhile, or never there
+			err = fmt.Errorf("the task is not open: %w", fault.ErrPrecondition)
+			if _, gerr := s.GetTask(ctx, t.TenantID, t.ServiceID, t.ID); errors.Is(gerr, fault.ErrNotFound) {
+				err = gerr
+			}
+		}
+		if err != nil {
+			return routing.Task{}, fmt.Errorf("replace task: %w", err)
+		}
+		t = t.Clone()
+		t.ETag = etag
+		return t, nil
+	}
+	open, err := taskEntity(t, taskPrefix)
 	if err != nil {
 		return routing.Task{}, fmt.Errorf("replace task: %w", err)
 	}
-	etag, err := s.updateIf(ctx, s.client(tableRoutingQueues), r, t.ETag)
+	done, err := taskEntity(t, donePrefix)
+	if err != nil {
+		return routing.Task{}, fmt.Errorf("replace task: %w", err)
+	}
+	e := azcore.ETag(t.ETag)
+	err = submit(ctx, c, []action{{kind: aztables.TransactionTypeDelete, row: open, ifMatch: &e},
+		{kind: aztables.TransactionTypeInsertReplace, row: done}})
+	if err == nil {
+		got, err := s.GetTask(ctx, t.TenantID, t.ServiceID, t.ID)
+		if err != nil {
+			return routing.Task{}, fmt.Errorf("replace task: read back: %w", err)
+		}
+		return got, nil
+	}
+	if !errors.Is(err, fault.ErrNotFound) {
+		return routing.Task{}, fmt.Errorf("replace task: %w", err)
+	}
+	etag, err := s.updateIf(ctx, c, done, t.ETag) // already done: replace it there
 	if err != nil {
 		return routing.Task{}, fmt.Errorf("replace task: %w", err)
 	}
@@ -326,6 +490,7 @@ func agentEntity(a routing.AgentState) (row, error) {
 	}
 	return newRow("agent state", "tenantId", a.TenantID, "agentId", a.AgentID, props{
 		"Data": string(data), "HoldTask": hold, "ACWUntil": a.ACWUntil, "RONAUntil": a.RONAUntil,
+		"Svc": strings.Join(a.AllServices(), ","),
 	})
 }
 
@@ -345,6 +510,9 @@ func (s *Store) ListAgentStates(ctx context.Context, tenantID string) ([]routing
 	}
 	out := []routing.AgentState{}
 	err := listAll(ctx, s.client(tableRoutingAgents), "PartitionKey eq "+odataString(tenantID), "", func(r record) error {
+		if strings.HasPrefix(r.str("RowKey"), "~") { // the membership version
+			return nil
+		}
 		a, err := decodeAgentState(r, r.str("odata.etag"))
 		out = append(out, a)
 		return err
@@ -372,51 +540,138 @@ func (s *Store) GetAgentState(ctx context.Context, tenantID, agentID string) (ro
 	return decodeAgentState(r, string(resp.ETag))
 }
 
-// ReplaceAgentState implements routing.Store: UpdateEntity If-Match, or AddEntity
-// when a.ETag is empty. One request, no retry.
+// ReplaceAgentState implements routing.Store: UpdateEntity If-Match, or an insert
+// when a.ETag is empty, then the copies in the rosters of the agent's services (one
+// request per service, concurrently). A replace must not change the agent's
+// services (the reservation path); an insert keeps the rosters like UpdateAgentState.
 func (s *Store) ReplaceAgentState(ctx context.Context, a routing.AgentState) (routing.AgentState, error) {
-	r, err := agentEntity(a)
+	if a.ETag == "" {
+		got, err := s.putAgent(ctx, routing.AgentState{TenantID: a.TenantID, AgentID: a.AgentID}, a)
+		if err != nil {
+			return routing.AgentState{}, fmt.Errorf("insert agent state: %w", err)
+		}
+		return got, nil
+	}
+	got, err := s.writeAgent(ctx, a, a.ETag, false)
 	if err != nil {
 		return routing.AgentState{}, fmt.Errorf("replace agent state: %w", err)
 	}
+	_ = s.copyToRosters(ctx, got, got.ETag, got.AllServices(), nil, nil) // failed: the copy keeps the old ETag
+	return got, nil
+}
+
+// writeAgent writes a's row: an insert when prevETag is "", else a replace If-Match
+// prevETag. With stamp, the tenant's "~members" row is rewritten in the same
+// transaction (the agent's services changed); a transaction answers no ETag, so the
+// row is read back (this write, or a newer one based on it).
+func (s *Store) writeAgent(ctx context.Context, a routing.AgentState, prevETag string, stamp bool) (routing.AgentState, error) {
+	r, err := agentEntity(a)
+	if err != nil {
+		return routing.AgentState{}, err
+	}
 	c := s.client(tableRoutingAgents)
+	if stamp {
+		st, err := membersStamp(a.TenantID)
+		if err != nil {
+			return routing.AgentState{}, err
+		}
+		act := action{kind: aztables.TransactionTypeAdd, row: r}
+		if prevETag != "" {
+			e := azcore.ETag(prevETag)
+			act = action{kind: aztables.TransactionTypeUpdateReplace, row: r, ifMatch: &e}
+		}
+		if err := submit(ctx, c, []action{act, {kind: aztables.TransactionTypeInsertMerge, row: st}}); err != nil {
+			return routing.AgentState{}, err
+		}
+		return s.GetAgentState(ctx, a.TenantID, a.AgentID)
+	}
 	var etag string
-	if a.ETag == "" {
+	if prevETag == "" {
 		var resp aztables.AddEntityResponse
 		resp, err = c.AddEntity(ctx, r.body, nil)
 		err, etag = classify(err), string(resp.ETag)
 	} else {
-		etag, err = s.updateIf(ctx, c, r, a.ETag)
+		etag, err = s.updateIf(ctx, c, r, prevETag)
 	}
 	if err != nil {
-		return routing.AgentState{}, fmt.Errorf("replace agent state: %w", err)
+		return routing.AgentState{}, err
 	}
 	a = a.Clone()
 	a.ETag = etag
 	return a, nil
 }
 
-// UpdateAgentState implements routing.Store.
+// putAgent writes next over prev (prev.ETag "": an insert) and keeps the rosters in
+// step (see roster.go): a change that Loosens, or a new membership, is copied to the
+// rosters before the write, with the ETag it is based on; after the write the copies
+// get the new state and ETag, the rosters the agent left lose it, and the rosters it
+// joined get its current presence (fillPresence). Copies after the write are best
+// effort: a failed one leaves a copy a reservation detects as outdated.
+func (s *Store) putAgent(ctx context.Context, prev, next routing.AgentState) (routing.AgentState, error) {
+	var was []string
+	if prev.ETag != "" {
+		was = prev.AllServices()
+	}
+	now := next.AllServices()
+	joined, left := minus(now, was), minus(was, now)
+	var p *presence.Presence
+	if prev.ETag == "" || len(joined) > 0 || routing.Loosens(&prev, &next) {
+		if len(joined) > 0 {
+			var err error
+			if p, err = s.storedPresence(ctx, next.TenantID, next.AgentID); err != nil {
+				return routing.AgentState{}, err
+			}
+		}
+		if err := s.copyToRosters(ctx, next, prev.ETag, now, p, joined); err != nil {
+			return routing.AgentState{}, err
+		}
+	}
+	got, err := s.writeAgent(ctx, next, prev.ETag, len(joined)+len(left) > 0)
+	if err != nil {
+		return routing.AgentState{}, err
+	}
+	_ = s.copyToRosters(ctx, got, got.ETag, got.AllServices(), nil, nil)
+	s.leaveRosters(ctx, got.TenantID, got.AgentID, left)
+	if len(joined) > 0 {
+		_ = s.fillPresence(ctx, got.TenantID, got.AgentID, joined, p)
+	}
+	return got, nil
+}
+
+// minus returns the elements of a that b lacks.
+func minus(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// UpdateAgentState implements routing.Store: read, fn, putAgent; a lost race starts
+// over after a short jittered wait.
 func (s *Store) UpdateAgentState(ctx context.Context, tenantID, agentID string, fn func(*routing.AgentState) error) (routing.AgentState, error) {
 	for attempt := 0; ; attempt++ {
-		a, err := s.GetAgentState(ctx, tenantID, agentID)
+		prev, err := s.GetAgentState(ctx, tenantID, agentID)
 		if errors.Is(err, fault.ErrNotFound) {
-			a, err = routing.AgentState{TenantID: tenantID, AgentID: agentID}, nil
+			prev, err = routing.AgentState{TenantID: tenantID, AgentID: agentID}, nil
 		}
 		if err != nil {
 			return routing.AgentState{}, err
 		}
-		if err := fn(&a); err != nil {
+		next := prev.Clone()
+		if err := fn(&next); err != nil {
 			return routing.AgentState{}, err
 		}
-		a.TenantID, a.AgentID = tenantID, agentID
-		got, err := s.ReplaceAgentState(ctx, a)
+		next.TenantID, next.AgentID = tenantID, agentID
+		got, err := s.putAgent(ctx, prev, next)
 		if err == nil {
 			return got, nil
 		}
 		lost := errors.Is(err, fault.ErrPrecondition) || errors.Is(err, fault.ErrConflict) || errors.Is(err, fault.ErrNotFound)
 		if !lost {
-			return routing.AgentState{}, err
+			return routing.AgentState{}, fmt.Errorf("update agent state: %w", err)
 		}
 		if attempt+1 >= maxAttempts {
 			return routing.AgentState{}, fmt.Errorf("update agent state: gave up after %d lost races: %w", maxAttempts, err)
@@ -520,8 +775,8 @@ func (s *Store) GetCallIndex(ctx context.Context, callID string) (routing.CallRe
 }
 
 // PurgeService implements routing.Store: one query lists the partition's rows (keys
-// only), the tasks are deleted in batches of 100, then the service row If-Match the
-// ETag it was read at.
+// only), the tasks and the roster are deleted in batches of 100, then the service row
+// If-Match the ETag it was read at.
 func (s *Store) PurgeService(ctx context.Context, tenantID, serviceID string) (int, error) {
 	pk := queuePK(tenantID, serviceID)
 	if err := checkKey("serviceId", pk); err != nil {
@@ -531,16 +786,20 @@ func (s *Store) PurgeService(ctx context.Context, tenantID, serviceID string) (i
 	var (
 		svc   *row
 		etag  azcore.ETag
-		tasks []row
+		rows  []row // tasks, stubs and the roster
+		count int   // tasks
 	)
-	err := listAll(ctx, c, "PartitionKey eq "+odataString(pk), "RowKey,PendingDeletion", func(r record) error {
+	err := listAll(ctx, c, "PartitionKey eq "+odataString(pk), "RowKey,PendingDeletion,Stub", func(r record) error {
 		rk := r.str("RowKey")
 		k, err := newRow("service row", "serviceId", pk, "rowKey", rk, nil)
 		if err != nil {
 			return err
 		}
 		if rk != serviceRow {
-			tasks = append(tasks, k)
+			rows = append(rows, k)
+			if strings.HasPrefix(rk, taskPrefix) || strings.HasPrefix(rk, donePrefix) && !r.has("Stub") {
+				count++
+			}
 			return nil
 		}
 		var pending bool
@@ -558,7 +817,7 @@ func (s *Store) PurgeService(ctx context.Context, tenantID, serviceID string) (i
 		return 0, fmt.Errorf("purge service: %w", fault.ErrNotFound)
 	}
 	star := azcore.ETagAny
-	for _, b := range chunk(tasks) {
+	for _, b := range chunk(rows) {
 		acts := make([]action, len(b))
 		for i, r := range b {
 			acts[i] = action{kind: aztables.TransactionTypeDelete, row: r, ifMatch: &star}
@@ -570,5 +829,5 @@ func (s *Store) PurgeService(ctx context.Context, tenantID, serviceID string) (i
 	if err := submit(ctx, c, []action{{kind: aztables.TransactionTypeDelete, row: *svc, ifMatch: &etag}}); err != nil {
 		return 0, fmt.Errorf("purge service: %w", err)
 	}
-	return len(tasks), nil
+	return count, nil
 }

@@ -17,15 +17,20 @@ func TestRoutingConformance(t *testing.T) {
 	storetest.RunRouting(t, func(t *testing.T) routing.Store { return openAzurite(t) })
 }
 
+func TestRosterConformance(t *testing.T) {
+	needAzurite(t)
+	storetest.RunRosters(t, func(t *testing.T) storetest.RoutingStores { return openAzurite(t) })
+}
+
 func TestRoutingKickRaceOnAzurite(t *testing.T) {
 	needAzurite(t)
 	storetest.RunKickRace(t, openAzurite(t), 50, 30)
 }
 
 // Table round trips of one kick that matches one waiting task to one of 20 agents:
-// the queue (service + open tasks), the agent states and the presences are one query
-// each; the reservation and the offer one conditional write each. The tenant is
-// cached by the engine (read once per TenantCacheTTL).
+// the match (service, open tasks and roster with presences) is one range query; the
+// reservation, its copy in the agent's roster and the offer are one write each. The
+// tenant is cached by the engine (read once per TenantCacheTTL).
 func TestRoutingRoundTripsPerDecision(t *testing.T) {
 	s := openAzurite(t)
 	ctx := context.Background()
@@ -58,8 +63,8 @@ func TestRoutingRoundTripsPerDecision(t *testing.T) {
 		if err != nil || r.Offered != 1 {
 			t.Fatalf("kick: %+v %v", r, err)
 		}
-		if n := s.RoundTrips() - before; n != 5 {
-			t.Errorf("decision %d: %d round trips; want 3 reads + 2 conditional writes", i, n)
+		if n := s.RoundTrips() - before; n != 4 {
+			t.Errorf("decision %d: %d round trips; want 1 read + 3 writes", i, n)
 		}
 	}
 }

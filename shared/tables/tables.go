@@ -6,8 +6,9 @@
 //
 //	Tenants         PK "tenant"       RK tenant id        Data (JSON) + Name, Deleted, PresenceEnabled, PresenceMode, UpdatedAt
 //	Agents          PK tenant id      RK agent id         Data (JSON) + UPN, DisplayName
+//	                                  RK "~agents-version"  Version: rewritten by every agent batch (see AgentsVersion)
 //	Secrets         PK tenant id      RK secret name      Value
-//	Presences       PK tenant id      RK agent id         Availability, Activity, Source, ObservedAt (Edm.DateTime)
+//	Presences       PK tenant id      RK agent id         Availability, Activity, Source, ObservedAt, OfflineAt (Edm.DateTime)
 //	PresenceHealth  PK tenant id      RK "health"         Data (JSON) + Active, Agents, LastErrorCode, LastPollAt
 //	Parked          PK function name  RK inverted ticks "_" id   the message (see parking.go)
 //	                                  RK "id_" id         index row: Ref = the record's RowKey
@@ -81,6 +82,7 @@ type Store struct {
 	parked    *aztables.Client
 
 	roundTrips atomic.Int64
+	members    memberCache // agents' services per tenant, for the rosters (roster.go)
 }
 
 var (

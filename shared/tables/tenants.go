@@ -2,12 +2,15 @@ package tables
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
+	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/tenant"
 )
 
@@ -94,6 +97,9 @@ func (s *Store) ListAgents(ctx context.Context, tenantID string) ([]tenant.Agent
 	}
 	out := []tenant.Agent{}
 	err := listAll(ctx, s.agents, "PartitionKey eq "+odataString(tenantID), "RowKey,Data", func(r record) error {
+		if r.str("RowKey") == agentsVersionRow {
+			return nil
+		}
 		var a tenant.Agent
 		if err := r.data("agent", &a); err != nil {
 			return err
@@ -109,13 +115,20 @@ func (s *Store) ListAgents(ctx context.Context, tenantID string) ([]tenant.Agent
 	return out, nil
 }
 
+// agentsVersionRow is the RowKey of the version row in each tenant's partition of
+// Agents: Version, a random token (see AgentsVersion). No agent may have this id.
+const agentsVersionRow = "~agents-version"
+
 // PutAgents implements tenant.Store: inserts or replaces agents of one tenant in
-// transactions of at most 100, a few at a time. Every agent is validated before the
-// first request; each transaction is atomic, the call is not. An id given twice keeps
-// its last agent.
+// transactions of at most 99 agents plus the version row, a few at a time. Every
+// agent is validated before the first request; each transaction is atomic, the call
+// is not. An id given twice keeps its last agent.
 func (s *Store) PutAgents(ctx context.Context, tenantID string, agents []tenant.Agent) error {
 	rows := make([]row, 0, len(agents))
 	for _, a := range agents {
+		if a.ID == agentsVersionRow {
+			return fmt.Errorf("put agents: %w", fault.Invalid("agent.id", "reserved for the agent list's version"))
+		}
 		a.TenantID = tenantID
 		data, err := json.Marshal(a)
 		if err != nil {
@@ -134,7 +147,41 @@ func (s *Store) PutAgents(ctx context.Context, tenantID string, agents []tenant.
 	if len(rows) == 0 {
 		return nil
 	}
-	return wrap("put agents", upsertAll(ctx, s.agents, rows))
+	stamp := func() (row, error) {
+		return newRow("agents version", "tenantId", tenantID, "row", agentsVersionRow, props{"Version": rand.Text()})
+	}
+	return wrap("put agents", upsertAllStamped(ctx, s.agents, rows, stamp))
+}
+
+// AgentsVersion implements tenant.Store with one point read of the version row ("" when
+// there is none).
+//
+// Every agent transaction rewrites the version row with a fresh random token, in the
+// same entity-group transaction as its agents: no agent write commits without a new
+// token, and a token is never visible before its agents are. A random token rather
+// than a counter: a counter needs a read and a conditional write per batch, and the
+// concurrent batches of one PutAgents (and writers on other instances) would fight
+// over its ETag; an unconditional fresh token cannot conflict, and 130 random bits
+// (rand.Text) are never drawn twice, so the token never returns to an earlier value.
+// The token is written neither after the batches (a crash in between would leave a
+// changed list under the old token) nor before them (a reader could pair the new
+// token with the old list).
+func (s *Store) AgentsVersion(ctx context.Context, tenantID string) (string, error) {
+	if err := checkKey("tenantId", tenantID); err != nil {
+		return "", fmt.Errorf("agents version: %w", err)
+	}
+	resp, err := s.agents.GetEntity(ctx, tenantID, agentsVersionRow, nil)
+	if errors.Is(classify(err), fault.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", wrap("agents version", err)
+	}
+	r, err := decodeRecord(resp.Value)
+	if err != nil {
+		return "", fmt.Errorf("agents version: %w", err)
+	}
+	return r.str("Version"), nil
 }
 
 // GetSecret implements tenant.Secrets: fault.ErrNotFound when never set. The value is

@@ -80,6 +80,19 @@ type Store interface {
 	ListAgents(ctx context.Context, tenantID string) ([]Agent, error)
 	// PutAgents inserts or replaces agents of one tenant (any number; adapters batch).
 	PutAgents(ctx context.Context, tenantID string, agents []Agent) error
+	// AgentsVersion returns a token for the state of the tenant's agent list, read
+	// cheaply (one point read on Table storage), so a reader can keep a list and list
+	// again only when the token differs. Tokens are opaque and compared for equality
+	// only; a token is never reused for another state of the list.
+	//
+	// Every PutAgents that writes an agent changes the token (also when the agent
+	// written equals the stored one), and a write of nothing or another tenant's write
+	// leaves it. A token read BEFORE a ListAgents can be kept with that list: if a later
+	// AgentsVersion returns the same token, no agent was written after the token was
+	// read, so the list is still current. This holds under concurrent writers, also
+	// halfway through a PutAgents of many batches (each batch changes the token with
+	// its agents). Before any agent is written the token is "".
+	AgentsVersion(ctx context.Context, tenantID string) (string, error)
 }
 
 // Secrets keeps per-tenant secrets (presence account passwords, later ACS connection

@@ -17,7 +17,11 @@ func valuesAt(s *Seen, services []routing.Service, t time.Time) [len(Kinds)]Slot
 	if s.Agent.Duty.OffDuty {
 		v[1].Value = OffDuty
 	}
-	v[2] = Slot{Value: string(s.Agent.PhaseAt(t))}
+	var offlineAt time.Time
+	if s.HasPresence {
+		offlineAt = s.Presence.OfflineAt
+	}
+	v[2] = Slot{Value: string(s.Agent.PhaseAt(t, offlineAt))}
 	v[3] = Slot{Value: NotSelectable}
 	if routing.Selectable(services, &s.Agent, s.Presence, s.HasPresence, t) {
 		v[3].Value = Selectable
