@@ -34,9 +34,11 @@ bench: azurite
 	$(GO) test -run '^$$' -bench StartToReady -benchtime 20x ./handler/
 	$(GO) test -run '^$$' -bench Dispatch -benchmem ./shared/funchost/
 	$(GO) test -run '^$$' -bench SavePresences -benchmem ./shared/tables/
-	$(GO) test -run '^$$' -bench BenchmarkDecide -benchtime=200x -benchmem ./shared/routing/
+	$(GO) test -run '^$$' -bench 'Benchmark(Decide|Explain)' -benchtime 300x -benchmem ./shared/routing/
 	$(GO) test -run '^$$' -bench 'BenchmarkInteract' -cpu 1 -benchtime 2s ./handler/
-	$(GO) test -run '^$$' -bench 'BenchmarkKicksOverHTTP' -cpu 1 -benchtime 1000x ./handler/
+	$(GO) test -run '^$$' -bench 'BenchmarkKicksOverHTTP' -cpu 1 -benchtime 50000x ./handler/
+	REQUIRE_AZURITE=1 $(GO) test -run '^$$' -bench 'BenchmarkKickStormOverHTTP|BenchmarkOneKickOverHTTP' -benchtime 5x ./handler/
+	REQUIRE_AZURITE=1 $(GO) test -count=1 -v -run 'TestRoutingRoundTripsPerDecision|TestKickRequestsDoNotGrowWithOtherAgents|TestConcurrentKicksOfServicesSharingAgents' ./shared/tables/ | grep -E 'table requests|^---'
 	$(GO) test -run '^$$' -bench 'BenchmarkCallsOverHTTP' -benchtime 2000x ./handler/
 	$(GO) test -run '^$$' -bench 'BenchmarkAnswerWithASlowStore' -benchtime 2x ./handler/
 	REQUIRE_AZURITE=1 $(GO) test -count=1 -v -run TestACallsTableStorageRequests ./shared/tables/ | grep 'table requests'

@@ -390,6 +390,7 @@ func (e *Engine) match(ctx context.Context, tenantID, serviceID, reason string) 
 	now := e.now()
 	pool := newPool(q.Members)
 	var dr Decider // one per kick: the decisions of its tasks reuse its memory
+	claimFirst := false
 	for i := range tasks {
 		task := &tasks[i]
 		switch task.State {
@@ -429,7 +430,10 @@ func (e *Engine) match(ctx context.Context, tenantID, serviceID, reason string) 
 			res.TimedOut++
 			continue
 		}
-		offered, err := e.route(ctx, &dr, &svc, task, pool, now)
+		offered, err := e.route(ctx, &dr, &svc, task, pool, now, claimFirst)
+		if errors.Is(err, errTaskTaken) {
+			claimFirst = true // another matcher is offering this service's tasks too
+		}
 		if errors.Is(err, errSkipTask) {
 			continue
 		}
@@ -500,14 +504,22 @@ func (e *Engine) refresh(ctx context.Context, svc *Service, pool *agentPool, id 
 	}
 }
 
-// route offers one waiting task. It claims the task for the best eligible agent(s)
-// first (a conditional write of the offer: a matcher of another instance that took the
-// task meanwhile costs a failed write, not reservations to undo), then reserves them
-// with a conditional write each. A reservation that loses its race reads that agent's
-// state into the pool and the decision is made again for a replacement (each agent is
-// tried at most once per task); if the agents reserved are not the ones claimed, the
-// offer is written again (back to waiting when nobody could be reserved).
-func (e *Engine) route(ctx context.Context, dr *Decider, svc *Service, task *Task, pool *agentPool, now time.Time) (bool, error) {
+// errTaskTaken: another matcher offered the task first (its offer write won).
+var errTaskTaken = fmt.Errorf("%w: offered by another matcher", errSkipTask)
+
+// route offers one waiting task to the best eligible agent(s), reserving each with a
+// conditional write. A reservation that loses its race reads that agent's state into
+// the pool and the decision is made again for a replacement (each agent is tried at
+// most once per task), so a race costs one failed write and one read.
+//
+// The offer itself is a conditional write of the task. By default it comes after the
+// reservations: between services that share agents (the normal race) that is the
+// cheapest. With claimFirst it comes before them, naming the agents about to be
+// reserved (and is written again if others had to be taken): once a kick has seen
+// another matcher offer one of its tasks (no session keeps them apart), a lost task
+// then costs one failed write instead of reservations to undo. errTaskTaken says the
+// offer write lost.
+func (e *Engine) route(ctx context.Context, dr *Decider, svc *Service, task *Task, pool *agentPool, now time.Time, claimFirst bool) (bool, error) {
 	want := 1
 	if svc.Strategy() == Broadcast {
 		want = svc.broadcastN()
@@ -515,8 +527,10 @@ func (e *Engine) route(ctx context.Context, dr *Decider, svc *Service, task *Tas
 	attempt := task.Attempts + 1
 	ring := svc.RingTimeout()
 	tried := map[string]bool{}
+	waiting := *task // as it was read: the base of decisions, and what a failed claim goes back to
+	d := dr.Decide(Input{Service: *svc, Task: waiting, Members: pool.members, Now: now})
 	// pick takes up to n untried eligible agents from d, best first.
-	pick := func(d *Decision, n int) []string {
+	pick := func(n int) []string {
 		var out []string
 		for k := 0; len(out) < n; k++ {
 			idx := d.Ranked(k)
@@ -531,7 +545,34 @@ func (e *Engine) route(ctx context.Context, dr *Decider, svc *Service, task *Tas
 		return out
 	}
 	var chosen, lost []string
-	d := dr.Decide(Input{Service: *svc, Task: *task, Members: pool.members, Now: now})
+	// reserve reserves the agents of pending, replacing each that loses its race; it
+	// fails only for a storage error.
+	reserve := func(pending []string) error {
+		for len(pending) > 0 {
+			id := pending[0]
+			pending = pending[1:]
+			a := pool.members[pool.index[id]].State.Clone()
+			a.Hold = &Hold{ServiceID: svc.ID, TaskID: task.ID, Attempt: attempt, Phase: HoldOffered, Since: now, Until: now.Add(ring + ReservationGrace)}
+			if a.LastOffered == nil {
+				a.LastOffered = map[string]time.Time{}
+			}
+			a.LastOffered[svc.ID] = now
+			res, err := e.store.ReplaceAgentState(ctx, a)
+			switch {
+			case errors.Is(err, fault.ErrPrecondition), errors.Is(err, fault.ErrNotFound), errors.Is(err, fault.ErrConflict):
+				lost = append(lost, id)
+				e.refresh(ctx, svc, pool, id)
+				d = dr.Decide(Input{Service: *svc, Task: waiting, Members: pool.members, Now: now})
+				pending = append(pending, pick(want-len(chosen)-len(pending))...)
+			case err != nil:
+				return fmt.Errorf("reserve agent: %w", err)
+			default:
+				pool.set(res)
+				chosen = append(chosen, id)
+			}
+		}
+		return nil
+	}
 	mark := func(ids []string, reason string) {
 		for _, id := range ids {
 			if i, ok := pool.index[id]; ok && d.EntryOf[i] >= 0 {
@@ -544,8 +585,14 @@ func (e *Engine) route(ctx context.Context, dr *Decider, svc *Service, task *Tas
 		mark(who, ReasonChosen)
 		return explain(t, svc, d, now, who)
 	}
-	claimed := pick(d, want)
-	if len(claimed) == 0 {
+	offer := func(t Task, who []string) Task {
+		t.Attempts = attempt
+		t.State, t.OfferedTo, t.OfferedAt, t.RingExpiry = Offered, who, now, now.Add(ring)
+		t.Explain = explainNow(&t, who)
+		return t
+	}
+	// nobody records why the task waits (when that changed).
+	nobody := func() (bool, error) {
 		ex := explainNow(task, nil)
 		if task.Explain.sameOutcome(ex) {
 			return false, nil
@@ -562,70 +609,83 @@ func (e *Engine) route(ctx context.Context, dr *Decider, svc *Service, task *Tas
 		*task = got
 		return false, nil
 	}
-	offer := func(t Task, who []string) Task {
-		t.Attempts = attempt
-		t.State, t.OfferedTo, t.OfferedAt, t.RingExpiry = Offered, who, now, now.Add(ring)
-		t.Explain = explainNow(&t, who)
-		return t
-	}
-	// The kick at the ring expiry goes out before the claim: an invocation that dies
-	// after claiming leaves a claim nobody rings, which that kick ends (a matcher that
-	// claims the same attempt first schedules the same message: one is kept).
+	// The kick at the ring expiry goes out before the offer is written: an invocation
+	// that dies after writing it leaves an offer nobody rings, which that kick ends (a
+	// matcher offering the same attempt schedules the same message: one is kept).
 	// Why scheduled and not a timer: a kick at the ring expiry wakes the service,
 	// which finds the offer rung out (read lazily) and turns it into RONA.
-	if err := e.kick(ctx, svc.TenantID, svc.ID, KickRingExpiry, fmt.Sprintf("%s/%d", task.ID, attempt), now.Add(ring)); err != nil {
-		return false, fmt.Errorf("schedule the ring expiry: %w", err)
-	}
-	got, err := e.store.ReplaceTask(ctx, offer(task.Clone(), claimed))
-	switch {
-	case errors.Is(err, fault.ErrPrecondition), errors.Is(err, fault.ErrNotFound):
-		return false, errSkipTask // another matcher has it
-	case err != nil:
-		return false, fmt.Errorf("offer task: %w", err)
-	}
-	waiting := *task // to go back to if nobody can be reserved
-	*task = got
-	for pending := claimed; len(pending) > 0; {
-		id := pending[0]
-		pending = pending[1:]
-		a := pool.members[pool.index[id]].State.Clone()
-		a.Hold = &Hold{ServiceID: svc.ID, TaskID: task.ID, Attempt: attempt, Phase: HoldOffered, Since: now, Until: now.Add(ring + ReservationGrace)}
-		if a.LastOffered == nil {
-			a.LastOffered = map[string]time.Time{}
+	expiry := func() error {
+		if err := e.kick(ctx, svc.TenantID, svc.ID, KickRingExpiry, fmt.Sprintf("%s/%d", task.ID, attempt), now.Add(ring)); err != nil {
+			return fmt.Errorf("schedule the ring expiry: %w", err)
 		}
-		a.LastOffered[svc.ID] = now
-		res, err := e.store.ReplaceAgentState(ctx, a)
-		switch {
-		case errors.Is(err, fault.ErrPrecondition), errors.Is(err, fault.ErrNotFound), errors.Is(err, fault.ErrConflict):
-			lost = append(lost, id)
-			e.refresh(ctx, svc, pool, id)
-			d = dr.Decide(Input{Service: *svc, Task: waiting, Members: pool.members, Now: now})
-			pending = append(pending, pick(d, want-len(chosen)-len(pending))...)
-		case err != nil:
-			e.takeBack(ctx, svc, task, waiting, chosen, pool)
-			return false, fmt.Errorf("reserve agent: %w", err)
-		default:
-			pool.set(res)
-			chosen = append(chosen, id)
-		}
+		return nil
 	}
-	if !slices.Equal(chosen, claimed) {
-		upd := offer(task.Clone(), chosen)
-		if len(chosen) == 0 { // nobody could be reserved: the task waits again
-			upd = waiting.Clone()
-			upd.ETag, upd.Explain = task.ETag, explainNow(&upd, nil)
+	var got Task
+	if !claimFirst {
+		if err := reserve(pick(want)); err != nil {
+			e.releaseAll(ctx, svc, task.ID, attempt, chosen, pool)
+			return false, err
 		}
-		got, err = e.store.ReplaceTask(ctx, upd)
+		if len(chosen) == 0 {
+			return nobody()
+		}
+		err := expiry()
+		if err == nil {
+			got, err = e.store.ReplaceTask(ctx, offer(task.Clone(), chosen))
+		}
 		if err != nil {
 			e.releaseAll(ctx, svc, task.ID, attempt, chosen, pool)
 			if errors.Is(err, fault.ErrPrecondition) || errors.Is(err, fault.ErrNotFound) {
-				return false, errSkipTask // the call changed meanwhile (it ended): its own event wakes the service
+				// The agents held for a moment may have been passed over by other
+				// matchers meanwhile: wake their services.
+				for _, id := range chosen {
+					if i, ok := pool.index[id]; ok {
+						e.kickServicesNow(ctx, &pool.members[i].State, KickReleased)
+					}
+				}
+				return false, errTaskTaken
 			}
 			return false, fmt.Errorf("offer task: %w", err)
 		}
+	} else {
+		claimed := pick(want)
+		if len(claimed) == 0 {
+			return nobody()
+		}
+		if err := expiry(); err != nil {
+			return false, err
+		}
+		var err error
+		got, err = e.store.ReplaceTask(ctx, offer(task.Clone(), claimed))
+		switch {
+		case errors.Is(err, fault.ErrPrecondition), errors.Is(err, fault.ErrNotFound):
+			return false, errTaskTaken
+		case err != nil:
+			return false, fmt.Errorf("offer task: %w", err)
+		}
 		*task = got
-		if len(chosen) == 0 {
-			return false, nil
+		if err := reserve(claimed); err != nil {
+			e.takeBack(ctx, svc, task, waiting, chosen, pool)
+			return false, err
+		}
+		if !slices.Equal(chosen, claimed) {
+			upd := offer(task.Clone(), chosen)
+			if len(chosen) == 0 { // nobody could be reserved: the task waits again
+				upd = waiting.Clone()
+				upd.ETag, upd.Explain = task.ETag, explainNow(&upd, nil)
+			}
+			got, err = e.store.ReplaceTask(ctx, upd)
+			if err != nil {
+				e.releaseAll(ctx, svc, task.ID, attempt, chosen, pool)
+				if errors.Is(err, fault.ErrPrecondition) || errors.Is(err, fault.ErrNotFound) {
+					return false, errSkipTask // the call changed meanwhile (it ended): its own event wakes the service
+				}
+				return false, fmt.Errorf("offer task: %w", err)
+			}
+			*task = got
+			if len(chosen) == 0 {
+				return false, nil
+			}
 		}
 	}
 	*task = got

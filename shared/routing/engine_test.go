@@ -310,64 +310,121 @@ func TestACWReleasesByItselfAndDeclineIsRecordedApart(t *testing.T) {
 	}
 }
 
-// A handler crash between claiming a task and reserving its agent: the claim ends at
-// its ring expiry like an unanswered offer, but the agent, never reserved nor rung,
-// gets no RONA, and the task is offered again.
-func TestCrashBetweenClaimAndReservation(t *testing.T) {
+// A handler crash between reservation and offer: the reservation lapses and the
+// agent returns.
+func TestCrashBetweenReservationAndOfferReleasesTheAgent(t *testing.T) {
 	f := newFixture(t, 1, persistentRONA())
 	f.call(t, "sales", "c1")
 	crashing := &crashStore{Store: f.store}
-	e := routing.NewEngine(routing.Options{Store: crashing, Tenants: f.store, Presences: f.store, Sender: f.sender, Queue: "calls",
-		Now: f.clock.now, TenantCacheTTL: -1})
+	e := routing.NewEngine(routing.Options{Store: crashing, Tenants: f.store, Presences: f.store, Now: f.clock.now, TenantCacheTTL: -1})
 	if _, err := e.Kick(context.Background(), tid, "sales", "test"); !errors.Is(err, errCrash) {
 		t.Fatalf("kick: %v; want the crash", err)
 	}
-	if task := f.task(t, "sales", "c1"); task.State != routing.Offered || fmt.Sprint(task.OfferedTo) != "[agent00]" {
-		t.Fatalf("the claim must have been written before the crash: %+v", task)
+	if a := f.agent(t, "agent00"); a.Hold == nil {
+		t.Fatal("the reservation must have been written before the crash")
 	}
-	if f.sender.reasons()[routing.KickRingExpiry] != 1 {
-		t.Fatal("the claim's ring expiry must be scheduled before the claim: nothing else ends it")
+	if r := f.kick(t, "sales"); r.Offered != 0 { // the redelivered kick: still reserved
+		t.Fatalf("offered while the reservation holds: %+v", r)
 	}
-	if a := f.agent(t, "agent00"); a.Hold != nil {
-		t.Fatalf("the crash came before the reservation: %+v", a.Hold)
+	if ex := f.task(t, "sales", "c1").Explain; ex.Counts[routing.ReasonRinging] != 1 {
+		t.Fatalf("explain: %+v", ex)
 	}
-	if r := f.kick(t, "sales"); r.Offered != 0 || r.Ringing != 1 { // the redelivered kick: the claim holds until its expiry
-		t.Fatalf("while the claim holds: %+v", r)
-	}
-	f.clock.add(20 * time.Second)
-	if r := f.kick(t, "sales"); r.Offered != 1 || r.NoAnswers != 1 {
-		t.Fatalf("after the claim's expiry: %+v", r)
-	}
-	if a := f.agent(t, "agent00"); !a.RONAUntil.IsZero() || a.NoAnswers != 0 || a.Hold == nil || a.Hold.TaskID != "c1" {
-		t.Fatalf("the agent, never rung, was held to account, or not offered again: %+v", a)
+	f.clock.add(20*time.Second + routing.ReservationGrace)
+	if r := f.kick(t, "sales"); r.Offered != 1 {
+		t.Fatalf("after the reservation lapsed: %+v", r)
 	}
 }
 
 var errCrash = errors.New("process died")
 
-// crashStore dies (every write fails) right after the first task write: the claim.
+// crashStore dies (every call fails) after the first agent reservation.
 type crashStore struct {
 	routing.Store
 	mu   sync.Mutex
 	dead bool
 }
 
-func (c *crashStore) ReplaceTask(ctx context.Context, t routing.Task) (routing.Task, error) {
+func (c *crashStore) ReplaceAgentState(ctx context.Context, a routing.AgentState) (routing.AgentState, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.dead {
-		return t, errCrash
+		return a, errCrash
 	}
 	c.dead = true
-	return c.Store.ReplaceTask(ctx, t)
+	return c.Store.ReplaceAgentState(ctx, a)
 }
 
-func (c *crashStore) ReplaceAgentState(ctx context.Context, a routing.AgentState) (routing.AgentState, error) {
-	return a, errCrash
+func (c *crashStore) ReplaceTask(ctx context.Context, t routing.Task) (routing.Task, error) {
+	return t, errCrash
 }
 
 func (c *crashStore) UpdateAgentState(ctx context.Context, tenantID, agentID string, fn func(*routing.AgentState) error) (routing.AgentState, error) {
 	return routing.AgentState{}, errCrash
+}
+
+// Once a kick has lost a task to another matcher it offers the next task before it
+// reserves the agents (claim first). A crash between that claim and the reservation:
+// the claim's ring expiry was scheduled before it, and ends it like an unanswered
+// offer, but the agent, never reserved nor rung, gets no RONA, and the task is
+// offered again.
+func TestCrashBetweenClaimAndReservation(t *testing.T) {
+	f := newFixture(t, 1, persistentRONA())
+	f.call(t, "sales", "c1")
+	f.clock.add(time.Second)
+	f.call(t, "sales", "c2")
+	store := &takenThenCrashStore{Store: f.store}
+	e := routing.NewEngine(routing.Options{Store: store, Tenants: f.store, Presences: f.store, Sender: f.sender, Queue: "calls",
+		Now: f.clock.now, TenantCacheTTL: -1})
+	if _, err := e.Kick(context.Background(), tid, "sales", "test"); !errors.Is(err, errCrash) {
+		t.Fatalf("kick: %v; want the crash", err)
+	}
+	if task := f.task(t, "sales", "c2"); task.State != routing.Offered || fmt.Sprint(task.OfferedTo) != "[agent00]" {
+		t.Fatalf("c2's claim must have been written before the crash: %+v", task)
+	}
+	if a := f.agent(t, "agent00"); a.Hold != nil {
+		t.Fatalf("the crash came before the reservation (c1's was released when c1 was taken): %+v", a.Hold)
+	}
+	if f.sender.reasons()[routing.KickRingExpiry] != 2 {
+		t.Fatalf("ring expiries scheduled: %v; want c1's and the claim's, before each offer write", f.sender.reasons())
+	}
+	f.clock.add(20 * time.Second)
+	if r := f.kick(t, "sales"); r.NoAnswers != 1 || r.Offered != 1 {
+		t.Fatalf("after the claim's expiry: %+v", r)
+	}
+	if a := f.agent(t, "agent00"); !a.RONAUntil.IsZero() || a.NoAnswers != 0 || a.Hold == nil {
+		t.Fatalf("the agent, never rung, was held to account, or not offered again: %+v", a)
+	}
+}
+
+// takenThenCrashStore: the first offer write loses (another matcher "took" the
+// task), the second goes through (a claim), then the process dies.
+type takenThenCrashStore struct {
+	routing.Store
+	mu     sync.Mutex
+	writes int
+}
+
+func (c *takenThenCrashStore) ReplaceTask(ctx context.Context, t routing.Task) (routing.Task, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes++
+	switch c.writes {
+	case 1:
+		return t, fault.ErrPrecondition
+	case 2:
+		return c.Store.ReplaceTask(ctx, t)
+	}
+	return t, errCrash
+}
+
+func (c *takenThenCrashStore) ReplaceAgentState(ctx context.Context, a routing.AgentState) (routing.AgentState, error) {
+	c.mu.Lock()
+	dead := c.writes >= 2
+	c.mu.Unlock()
+	if dead {
+		return a, errCrash
+	}
+	return c.Store.ReplaceAgentState(ctx, a)
 }
 
 func TestReplaysChangeNothing(t *testing.T) {

@@ -319,7 +319,8 @@ func (s *Store) Memberships(ctx context.Context, tenantID string, agentIDs []str
 }
 
 // copyPresences merges presences into the roster rows of each agent's services
-// (members: agent → services), one transaction per 100 rows of a roster. A row that
+// (members: agent → services), one transaction per 100 rows of a roster, a few at a
+// time. A row that
 // is gone (the agent just left) fails its transaction with 404: that roster's rows
 // are then merged one by one, skipping the missing. only, when not nil, limits the
 // copy to the agent\x00service pairs it names.
@@ -338,20 +339,35 @@ func (s *Store) copyPresences(ctx context.Context, tenantID string, ps []presenc
 		}
 	}
 	c := s.client(tableRoutingQueues)
+	var batches [][]row
 	for _, rows := range byService {
-		for _, b := range chunk(dedupe(rows)) {
+		batches = append(batches, chunk(dedupe(rows))...)
+	}
+	// Concurrently, a few at a time: the batches are of different partitions, or of
+	// one roster's disjoint rows.
+	var (
+		wg   sync.WaitGroup
+		errs = make([]error, len(batches))
+		sem  = make(chan struct{}, maxConcurrentBatches)
+	)
+	for i, b := range batches {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
 			acts := make([]action, len(b))
-			for i, r := range b {
-				acts[i] = action{kind: aztables.TransactionTypeUpdateMerge, row: r}
+			for j, r := range b {
+				acts[j] = action{kind: aztables.TransactionTypeUpdateMerge, row: r}
 			}
 			err := submit(ctx, c, acts)
 			if errors.Is(err, fault.ErrNotFound) {
 				err = mergeEach(ctx, c, b)
 			}
-			if err != nil {
-				return fmt.Errorf("copy presences to rosters: %w", err)
-			}
-		}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("copy presences to rosters: %w", err)
 	}
 	return nil
 }
