@@ -50,6 +50,7 @@ bench: azurite
 	$(GO) test -run '^$$' -bench BenchmarkTeamSync -benchtime 5x ./shared/directory/
 	$(GO) test -run '^$$' -bench BenchmarkGroupDelta5000 -benchtime 5x ./shared/graph/
 	REQUIRE_AZURITE=1 $(GO) test -count=1 -v -run TestATeamSyncsTableStorageRequests ./shared/tables/ | grep 'table requests'
+	REQUIRE_AZURITE=1 $(GO) test -count=1 -v -run TestARetentionRunsTableStorageRequests ./shared/tables/ | grep 'table requests'
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -207,6 +206,7 @@ type tenantView struct {
 
 func (ta *tenantAdmin) view(ctx context.Context, t tenant.Tenant) tenantView {
 	v := tenantView{Tenant: t, Secrets: map[string]bool{}}
+	v.Retention = t.Retention.Effective() // unset settings show their defaults
 	for _, name := range []string{tenant.SecretAccount1Password, tenant.SecretAccount2Password} {
 		_, err := ta.secrets.GetSecret(ctx, t.ID, name)
 		v.Secrets[name] = err == nil
@@ -267,22 +267,22 @@ func (ta *tenantAdmin) list(auth *adminAuth) http.HandlerFunc {
 func (ta *tenantAdmin) create(auth *adminAuth) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		call := adminFrom(r.Context())
-		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-		if err != nil {
-			funchost.WriteError(w, r, fault.Invalid("body", "could not be read"))
-			return
-		}
-		var head struct {
-			ID   string `json:"id"`
-			Name string `json:"name"`
-		}
 		var rest map[string]json.RawMessage
-		if json.Unmarshal(body, &head) != nil || json.Unmarshal(body, &rest) != nil {
-			funchost.WriteError(w, r, fault.Invalid("body", "must be a JSON object"))
+		err := decodeStrict(r.Body, &rest)
+		if err == nil && rest == nil {
+			err = fault.Invalid("body", "must be a JSON object")
+		}
+		var id string
+		if raw, ok := rest["id"]; ok && err == nil {
+			err = decodeAt("id", raw, &id)
+		}
+		if err != nil {
+			funchost.WriteError(w, r, err)
 			return
 		}
 		delete(rest, "id")
-		t := tenant.New(strings.ToLower(strings.TrimSpace(head.ID)), strings.TrimSpace(head.Name))
+		// The name is one of the rest: ParseChange checks and trims it like any field.
+		t := tenant.New(strings.ToLower(strings.TrimSpace(id)), "")
 		var change tenant.Change
 		if len(rest) > 0 {
 			restJSON, _ := json.Marshal(rest)
@@ -363,9 +363,15 @@ func (ta *tenantAdmin) update(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	// The body as a whole is checked here as every body is (decodeJSON); ParseChange
+	// reads it again and checks the fields against the tenant's rules.
+	var top map[string]json.RawMessage
+	body, err := readBody(r.Body)
+	if err == nil {
+		err = decodeJSON(body, &top)
+	}
 	if err != nil {
-		funchost.WriteError(w, r, fault.Invalid("body", "could not be read"))
+		funchost.WriteError(w, r, err)
 		return
 	}
 	change, err := tenant.ParseChange(body, call.tenant)
@@ -543,10 +549,44 @@ func (ta *tenantAdmin) auditLog(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for i := range es {
-		es[i].ActorID = call.mask.User(es[i].ActorID)
-		if id, ok := strings.CutPrefix(es[i].Target, "agents/"); ok {
-			es[i].Target = "agents/" + call.mask.User(id)
-		}
+		es[i] = auditView(es[i], call.mask)
 	}
 	funchost.WriteJSON(w, http.StatusOK, map[string]any{"entries": es})
+}
+
+// auditView masks the user identifiers an audit entry holds, as the views of what it
+// records do: the actor, an agent it targets, and the user ids a service change names
+// (owners, the serial order, the weights' agents, an exit to a Teams user).
+func auditView(e audit.Entry, m access.Masker) audit.Entry {
+	e.ActorID = m.User(e.ActorID)
+	if id, ok := strings.CutPrefix(e.Target, "agents/"); ok {
+		e.Target = "agents/" + m.User(id)
+	}
+	if e.Fields == nil {
+		return e
+	}
+	fields := make(map[string]string, len(e.Fields))
+	for k, v := range e.Fields {
+		switch {
+		case k == "owners" || k == "distribution.serialOrder":
+			var ids []string
+			if json.Unmarshal([]byte(v), &ids) == nil {
+				for i := range ids {
+					ids[i] = m.User(ids[i])
+				}
+				b, _ := json.Marshal(ids)
+				v = string(b)
+			}
+		case strings.HasPrefix(k, "distribution.weights."):
+			k = "distribution.weights." + m.User(strings.TrimPrefix(k, "distribution.weights."))
+		case k == "calls.exit.target":
+			var t string
+			if json.Unmarshal([]byte(v), &t) == nil && tenant.IsGUID(routing.NormalizeTarget(t)) {
+				v = strconv.Quote(m.User(t))
+			}
+		}
+		fields[k] = v
+	}
+	e.Fields = fields
+	return e
 }

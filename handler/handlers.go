@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -35,25 +33,6 @@ func tenantID(s string) (string, error) {
 		return "", fault.Invalid("tenantId", "must be a GUID")
 	}
 	return strings.ToLower(s), nil
-}
-
-// decodeStrict reads a JSON object of at most 64 KiB into v, refusing unknown fields,
-// so that a typo is an error naming the field rather than a silently ignored setting.
-func decodeStrict(r io.Reader, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var ute *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &ute):
-			return fault.Invalid(ute.Field, "must be a "+ute.Type.String())
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			return fault.Invalid(strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`), "unknown field")
-		default:
-			return fault.Invalid("body", "must be a JSON object")
-		}
-	}
-	return nil
 }
 
 // presenceRefresh is the PresenceRefresh timer: refresh every tracked tenant.
@@ -181,7 +160,8 @@ type presenceView struct {
 }
 
 // presenceList shows every agent of the tenant with the presence routing sees now;
-// an agent never read yet shows PresenceUnknown.
+// an agent never read yet shows PresenceUnknown. Agent ids and names are masked for a
+// partner the tenant does not let see user identifiers.
 func (h *handlers) presenceList(w http.ResponseWriter, r *http.Request) {
 	id, err := tenantID(r.PathValue("tenantId"))
 	if err != nil {
@@ -206,13 +186,14 @@ func (h *handlers) presenceList(w http.ResponseWriter, r *http.Request) {
 	for _, p := range stored {
 		byID[p.AgentID] = p
 	}
+	mask := adminFrom(r.Context()).mask
 	out := make([]presenceView, len(agents))
 	for i, a := range agents {
 		p, ok := byID[a.ID]
 		if !ok {
 			p.Availability = presence.PresenceUnknown
 		}
-		out[i] = presenceView{AgentID: a.ID, DisplayName: a.DisplayName, Availability: p.Availability, Activity: p.Activity, Source: p.Source, ObservedAt: p.ObservedAt}
+		out[i] = presenceView{AgentID: mask.User(a.ID), DisplayName: mask.User(a.DisplayName), Availability: p.Availability, Activity: p.Activity, Source: p.Source, ObservedAt: p.ObservedAt}
 	}
 	funchost.WriteJSON(w, http.StatusOK, map[string]any{"agents": out})
 }

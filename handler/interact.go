@@ -5,8 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -23,7 +23,11 @@ import (
 // The widget endpoints answer 401 {"error":{"code":"unauthorized"}} for every key or
 // token failure and for unknown tenants, without saying which part failed; 403 for a
 // disabled tenant or a refused Origin (only once the key is right); 429 with
-// Retry-After after repeated failures from one client address.
+// Retry-After after repeated failures from one client address (clientAddr) or for the
+// tenant from all addresses together. When the tenant's Azure Communication Services
+// fail, a session request and the ACS check answer 502 acs_refused (the access key
+// was refused), 502 acs_error (ACS answered with an error) or 503 acs_unreachable (no
+// answer in time), with nothing of the key or the connection string.
 type interactHandler struct {
 	svc *interact.Service
 }
@@ -39,6 +43,16 @@ func (t tokenVerifier) VerifyToken(ctx context.Context, token, tenantID string, 
 // newInteractHandler wires the Interact service on the app's stores, the Entra
 // validator and the ACS client.
 func newInteractHandler(cfg config.Config, d deps) *interactHandler {
+	return newInteractHandlerACS(cfg, d, nil)
+}
+
+// newInteractHandlerACS is newInteractHandler with the given ACS client (tests: one
+// with a short timeout, pointed at a fake ACS by the connection string); nil is the
+// default client.
+func newInteractHandlerACS(cfg config.Config, d deps, ac *acs.Client) *interactHandler {
+	if ac == nil {
+		ac = acs.New(nil, nil)
+	}
 	var tokens interact.TokenVerifier
 	// The URLs were validated by config.Load; an error here means no token mode works,
 	// which refuses token requests rather than stopping the app.
@@ -49,27 +63,62 @@ func newInteractHandler(cfg config.Config, d deps) *interactHandler {
 	now := d.now
 	return &interactHandler{svc: interact.NewService(
 		interact.Config{KeyGrace: cfg.Interact.KeyGrace, DefaultAudiences: cfg.Interact.Audiences},
-		interact.Deps{Tenants: d.tenants, Secrets: d.secrets, Store: d.interact, Tokens: tokens, ACS: acs.New(nil, nil), Now: now})}
+		interact.Deps{Tenants: d.tenants, Secrets: d.secrets, Store: d.interact, Tokens: tokens, ACS: ac, Now: now})}
 }
 
-// clientAddr is the caller's address for rate limiting: the first X-Forwarded-For
-// hop when present (the Functions front end adds it; the host itself always connects
-// from loopback), else the connection's address. The first hop can be chosen by the
-// caller, so it only ever partitions the limiter; it grants nothing.
+// clientAddr is the key the failure limiter counts a widget request under: the
+// caller's address as the platform vouches for it, never one the caller wrote.
+//
+// The Functions host connects from loopback and forwards the request's headers as
+// they are, so the address comes from the App Service front end's headers
+// (docs/PLATFORM.md): Client-IP ("ip:port"), which the front end sets and overwrites
+// if the caller sent one; without it, the right-most X-Forwarded-For hop, which the
+// front end appends (every hop left of it is the caller's to write); without either
+// (the local runner, Core Tools), the connection's address. A value that does not
+// parse as an address is skipped: the front end writes valid ones.
+//
+// An IPv6 client counts by its /64, the block one subscriber usually holds, so that
+// stepping through the addresses of one block gives no more attempts.
 func clientAddr(r *http.Request) string {
-	if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-		first, _, _ := strings.Cut(xff, ",")
-		if first = strings.TrimSpace(first); first != "" {
-			if h, _, err := net.SplitHostPort(first); err == nil {
-				return h
-			}
-			return first
+	if v := r.Header.Values("Client-IP"); len(v) > 0 {
+		if a, ok := parseAddr(v[len(v)-1]); ok {
+			return limitKey(a)
 		}
 	}
-	if h, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return h
+	if v := r.Header.Values("X-Forwarded-For"); len(v) > 0 {
+		last := v[len(v)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		if a, ok := parseAddr(last); ok {
+			return limitKey(a)
+		}
+	}
+	if a, ok := parseAddr(r.RemoteAddr); ok {
+		return limitKey(a)
 	}
 	return r.RemoteAddr
+}
+
+// parseAddr reads "ip", "ip:port", "[ipv6]:port" or "[ipv6]".
+func parseAddr(s string) (netip.Addr, bool) {
+	s = strings.TrimSpace(s)
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap(), true
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
+		return a.WithZone("").Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+// limitKey is a's IPv4 address, or its IPv6 /64.
+func limitKey(a netip.Addr) string {
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
 }
 
 func bearer(r *http.Request) string {
@@ -136,7 +185,12 @@ func (h *interactHandler) authorize(w http.ResponseWriter, r *http.Request) (int
 	var rl *interact.RateLimitedError
 	switch {
 	case errors.As(err, &rl):
-		log.Info("widget request rate limited", slog.String("tenant", id))
+		if rl.Tenant {
+			// Many addresses failing for one tenant: worth an operator's look.
+			log.Warn("widget request rate limited: too many failures for the tenant", slog.String("tenant", id))
+		} else {
+			log.Info("widget request rate limited", slog.String("tenant", id))
+		}
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rl.RetryAfter.Seconds()))))
 		funchost.WriteJSON(w, http.StatusTooManyRequests, rateLimitedBody)
 	case errors.Is(err, interact.ErrUnauthorized):
@@ -167,6 +221,12 @@ func (h *interactHandler) sessions(w http.ResponseWriter, r *http.Request) {
 	}
 	out, err := h.svc.StartSession(r.Context(), s, req)
 	if err != nil {
+		if status, code, ok := acsFailure(err); ok {
+			funchost.Logger(r.Context()).Warn("widget session: ACS failed", slog.String("tenant", s.TenantID),
+				slog.String("code", code), slog.String("error", err.Error()))
+			funchost.WriteJSON(w, status, acsErrorBody(code, nil))
+			return
+		}
 		funchost.WriteError(w, r, err)
 		return
 	}
@@ -220,6 +280,7 @@ func (h *interactHandler) getSettings(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, err)
 		return
 	}
+	v.MeetingUserID = adminFrom(r.Context()).mask.User(v.MeetingUserID) // a user's id: masked for partners the tenant does not let see them
 	funchost.WriteJSON(w, http.StatusOK, v)
 }
 
@@ -242,6 +303,7 @@ func (h *interactHandler) patchSettings(w http.ResponseWriter, r *http.Request) 
 	}
 	funchost.Logger(r.Context()).Info("interact settings updated", slog.String("tenant", id),
 		slog.Bool("enabled", v.Enabled), slog.String("auth_mode", string(v.AuthMode)), slog.Bool("acs_set", v.ACSConnectionStringSet))
+	v.MeetingUserID = adminFrom(r.Context()).mask.User(v.MeetingUserID)
 	funchost.WriteJSON(w, http.StatusOK, v)
 }
 
@@ -260,7 +322,9 @@ func (h *interactHandler) refreshKey(w http.ResponseWriter, r *http.Request) {
 	funchost.WriteJSON(w, http.StatusOK, v)
 }
 
-// checkACS is POST /api/tenants/{tenantId}/interact/acs/check.
+// checkACS is POST /api/tenants/{tenantId}/interact/acs/check: 200 with the result
+// when the check passed or no connection string is set; otherwise the status and
+// code of acsFailure, with the result's fields beside the error.
 func (h *interactHandler) checkACS(w http.ResponseWriter, r *http.Request) {
 	id, ok := adminTenant(w, r)
 	if !ok {
@@ -271,5 +335,52 @@ func (h *interactHandler) checkACS(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	funchost.WriteJSON(w, http.StatusOK, res)
+	var kind error
+	switch res.Status {
+	case interact.CheckBadKey:
+		kind = interact.ErrACSRefused
+	case interact.CheckUnreachable:
+		kind = interact.ErrACSUnreachable
+	case interact.CheckFailed:
+		kind = interact.ErrACSFailed
+	default:
+		funchost.WriteJSON(w, http.StatusOK, res)
+		return
+	}
+	status, code, _ := acsFailure(kind)
+	funchost.Logger(r.Context()).Info("ACS check failed", slog.String("tenant", id), slog.String("code", code))
+	funchost.WriteJSON(w, status, acsErrorBody(code, &res))
+}
+
+// acsFailure maps an ACS failure to its answer: ErrACSRefused → 502 acs_refused,
+// ErrACSFailed → 502 acs_error, ErrACSUnreachable → 503 acs_unreachable. ok is false
+// for any other error.
+func acsFailure(err error) (status int, code string, ok bool) {
+	switch {
+	case errors.Is(err, interact.ErrACSRefused):
+		return http.StatusBadGateway, "acs_refused", true
+	case errors.Is(err, interact.ErrACSUnreachable):
+		return http.StatusServiceUnavailable, "acs_unreachable", true
+	case errors.Is(err, interact.ErrACSFailed):
+		return http.StatusBadGateway, "acs_error", true
+	}
+	return 0, "", false
+}
+
+// acsMessages are the fixed messages of the ACS error codes: nothing of the tenant's
+// configuration beyond what the code says.
+var acsMessages = map[string]string{
+	"acs_refused":     "Azure Communication Services refused the tenant's access key",
+	"acs_error":       "Azure Communication Services answered with an error",
+	"acs_unreachable": "Azure Communication Services could not be reached",
+}
+
+// acsErrorBody is {"error":{"code","message"}}, with the check result's status,
+// detail and tookMs beside it when res is set (admins only).
+func acsErrorBody(code string, res *interact.CheckResult) map[string]any {
+	body := map[string]any{"error": map[string]string{"code": code, "message": acsMessages[code]}}
+	if res != nil {
+		body["status"], body["detail"], body["tookMs"] = res.Status, res.Detail, res.TookMs
+	}
+	return body
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -18,8 +19,13 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/teamscc/teamscc/shared/acs"
+	"github.com/teamscc/teamscc/shared/config"
+	"github.com/teamscc/teamscc/shared/funchost"
+	"github.com/teamscc/teamscc/shared/inmem"
 	"github.com/teamscc/teamscc/shared/interact"
 	"github.com/teamscc/teamscc/shared/simulate"
+	"github.com/teamscc/teamscc/shared/tenant"
 )
 
 // fakeJWKS publishes one RSA key as Entra does and signs tokens with it.
@@ -285,5 +291,288 @@ func TestInteractOverHTTP(t *testing.T) {
 	}
 	if a := call(t, "POST", widget, `{"customerId":"c"}`, "X-Widget-Key", rv.WidgetKey); a.status != 201 {
 		t.Errorf("the same client for another tenant is not limited: %d %s", a.status, a.body)
+	}
+}
+
+// interactApp is the Interact functions on embedded storage, served over loopback HTTP
+// as the host forwards them (raw requests), with a settable clock. Contoso and
+// Fabrikam have Interact on.
+type interactApp struct {
+	url    string
+	clock  *clock
+	key    string // Contoso's widget key
+	fabKey string // Fabrikam's
+}
+
+// newInteractApp builds the app with ac as its ACS client.
+func newInteractApp(t *testing.T, ac *acs.Client) *interactApp {
+	t.Helper()
+	cfg, err := config.Load(envFrom(map[string]string{"Storage": "Memory", "LogLevel": "error"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := inmem.New()
+	for _, tn := range []tenant.Tenant{{ID: simulate.ContosoID, Name: "Contoso"}, {ID: simulate.FabrikamID, Name: "Fabrikam"}} {
+		if err := s.PutTenant(context.Background(), tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk := &clock{t: time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)}
+	d := deps{tenants: s, secrets: s, interact: s, now: clk.Now, admin: localAdmin(s)}
+	app := funchost.New(funchost.Options{})
+	interactRoutes(app, d.admin, newInteractHandlerACS(cfg, d, ac))
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	a := &interactApp{url: srv.URL, clock: clk}
+	a.key = a.patch(t, simulate.ContosoID, `{"enabled":true}`).WidgetKey
+	a.fabKey = a.patch(t, simulate.FabrikamID, `{"enabled":true}`).WidgetKey
+	return a
+}
+
+func (a *interactApp) patch(t *testing.T, tenantID, body string) interact.View {
+	t.Helper()
+	res := call(t, "PATCH", a.url+"/api/tenants/"+tenantID+"/interact", body)
+	var v interact.View
+	if err := json.Unmarshal([]byte(res.body), &v); res.status != 200 || err != nil {
+		t.Fatalf("PATCH %s: %d %s", body, res.status, res.body)
+	}
+	return v
+}
+
+// session posts a session request with the front end's headers (frontEnd: Client-IP
+// and X-Forwarded-For as the App Service front end delivers them).
+func (a *interactApp) session(t *testing.T, tenantID, key string, h frontEnd) answer {
+	t.Helper()
+	return call(t, "POST", a.url+"/api/interact/"+tenantID+"/sessions", `{"customerId":"cust-1"}`, h.headers("X-Widget-Key", key)...)
+}
+
+// frontEnd is a request as the App Service front end hands it on: the caller's own
+// X-Forwarded-For (anything it likes) with the address the front end saw appended,
+// and Client-IP set to that address, unless noClientIP.
+type frontEnd struct {
+	addr       string // the caller's real address, as the front end saw it
+	callerXFF  string // what the caller wrote in X-Forwarded-For, or ""
+	noClientIP bool
+}
+
+func (f frontEnd) headers(h ...string) []string {
+	peer := net.JoinHostPort(f.addr, "50312")
+	xff := peer
+	if f.callerXFF != "" {
+		xff = f.callerXFF + ", " + peer
+	}
+	h = append(h, "X-Forwarded-For", xff)
+	if !f.noClientIP {
+		h = append(h, "Client-IP", peer)
+	}
+	return h
+}
+
+// The limiter counts what the front end saw: rotating X-Forwarded-For's first hop
+// gives no more attempts, and writing a victim's address there locks nobody out.
+func TestWidgetFailuresCountAgainstTheAddressTheFrontEndSaw(t *testing.T) {
+	const attacker, victim = "198.51.100.66", "203.0.113.7"
+	for _, name := range []string{"Client-IP", "X-Forwarded-For only"} {
+		noClientIP := name != "Client-IP"
+		guesses := func(t *testing.T, a *interactApp, first func(i int) string) answer {
+			t.Helper()
+			var last answer
+			for i := 0; i < 11; i++ {
+				last = a.session(t, simulate.ContosoID, fmt.Sprint("guess-", i), frontEnd{addr: attacker, callerXFF: first(i), noClientIP: noClientIP})
+				if i < 10 && last.status != 401 {
+					t.Fatalf("guess %d: %d %s; want 401", i, last.status, last.body)
+				}
+			}
+			return last
+		}
+		t.Run(name+": rotating the first hop", func(t *testing.T) {
+			a := newInteractApp(t, nil)
+			last := guesses(t, a, func(i int) string { return fmt.Sprintf("192.0.2.%d", i) })
+			if last.status != 429 || last.header.Get("Retry-After") == "" {
+				t.Fatalf("11th guess, each with a new first hop: %d %s; want 429 with Retry-After", last.status, last.body)
+			}
+			if r := a.session(t, simulate.ContosoID, a.key, frontEnd{addr: attacker, callerXFF: "192.0.2.200", noClientIP: noClientIP}); r.status != 429 {
+				t.Errorf("the attacker's address with the right key: %d; want 429 (its own failures)", r.status)
+			}
+		})
+		t.Run(name+": the victim's address first", func(t *testing.T) {
+			a := newInteractApp(t, nil)
+			if last := guesses(t, a, func(int) string { return victim }); last.status != 429 {
+				t.Fatalf("11th guess: %d; want 429", last.status)
+			}
+			if r := a.session(t, simulate.ContosoID, a.key, frontEnd{addr: victim, noClientIP: noClientIP}); r.status != 201 {
+				t.Errorf("the victim: %d %s; want 201", r.status, r.body)
+			}
+		})
+	}
+	t.Run("IPv6 counts by /64", func(t *testing.T) {
+		a := newInteractApp(t, nil)
+		var last answer
+		for i := 0; i < 11; i++ {
+			last = a.session(t, simulate.ContosoID, "guess", frontEnd{addr: fmt.Sprintf("2001:db8:1:2::%x", i+1)})
+		}
+		if last.status != 429 {
+			t.Errorf("11 addresses of one /64: %d; want 429", last.status)
+		}
+		if a := a.session(t, simulate.ContosoID, a.key, frontEnd{addr: "2001:db8:1:3::1"}); a.status != 201 {
+			t.Errorf("the next /64: %d %s; want 201", a.status, a.body)
+		}
+	})
+}
+
+// A botnet (many real addresses, a few failures each) exhausts the tenant's budget of
+// failures: the tenant's widget then waits (429) until failures stop for a refill,
+// correct keys included; other tenants are not affected.
+func TestWidgetTenantLimitHoldsAcrossAddresses(t *testing.T) {
+	a := newInteractApp(t, nil)
+	bot := func(i int) frontEnd { return frontEnd{addr: fmt.Sprintf("10.%d.%d.1", i/250, i%250)} }
+	for i := 0; i < interact.DefaultTenantBurst; i++ {
+		if r := a.session(t, simulate.ContosoID, "guess", bot(i)); r.status != 401 {
+			t.Fatalf("guess %d from its own address: %d %s; want 401", i, r.status, r.body)
+		}
+	}
+	next := interact.DefaultTenantBurst
+	if r := a.session(t, simulate.ContosoID, "guess", bot(next)); r.status != 429 || r.header.Get("Retry-After") != "1" {
+		t.Fatalf("a guess from a fresh address after %d: %d %v; want 429, Retry-After 1", next, r.status, r.header)
+	}
+	if r := a.session(t, simulate.ContosoID, a.key, frontEnd{addr: "203.0.113.7"}); r.status != 429 {
+		t.Errorf("the right key while the tenant's budget is spent: %d; want 429 (as designed)", r.status)
+	}
+	if r := a.session(t, simulate.FabrikamID, a.fabKey, bot(0)); r.status != 201 {
+		t.Errorf("another tenant, even from a bot's address: %d %s; want 201", r.status, r.body)
+	}
+	a.clock.Advance(interact.DefaultTenantRefill)
+	if r := a.session(t, simulate.ContosoID, a.key, frontEnd{addr: "203.0.113.7"}); r.status != 201 {
+		t.Errorf("the right key one refill after the last failure: %d %s; want 201", r.status, r.body)
+	}
+}
+
+// One address failing as fast as it is allowed, for a long time, never keeps anyone
+// else of the tenant out.
+func TestWidgetOneAddressCannotLockTheTenantOut(t *testing.T) {
+	a := newInteractApp(t, nil)
+	limited := 0
+	for step := 0; step < 300; step++ { // five minutes, a guess and a customer every second
+		if r := a.session(t, simulate.ContosoID, "guess", frontEnd{addr: "198.51.100.66"}); r.status == 429 {
+			limited++
+		}
+		if r := a.session(t, simulate.ContosoID, a.key, frontEnd{addr: fmt.Sprintf("203.0.113.%d", step%200)}); r.status != 201 {
+			t.Fatalf("second %d: a customer got %d %s; want 201", step, r.status, r.body)
+		}
+		a.clock.Advance(time.Second)
+	}
+	if limited < 200 {
+		t.Errorf("the attacker was limited %d times in 300; want most", limited)
+	}
+}
+
+// Pages loaded before a key refresh keep presenting the old key: refused, but not
+// counted, so a refresh on a busy tenant does not lock out the pages with the new key.
+func TestWidgetOldKeyAfterARefreshDoesNotCount(t *testing.T) {
+	a := newInteractApp(t, nil)
+	res := call(t, "POST", a.url+"/api/tenants/"+simulate.ContosoID+"/interact/widget-key/refresh", "")
+	var v interact.View
+	if err := json.Unmarshal([]byte(res.body), &v); res.status != 200 || err != nil {
+		t.Fatalf("refresh: %d %s", res.status, res.body)
+	}
+	for i := 0; i < 2*interact.DefaultTenantBurst; i++ {
+		if r := a.session(t, simulate.ContosoID, a.key, frontEnd{addr: fmt.Sprintf("10.0.%d.%d", i/200, i%200)}); r.status != 401 {
+			t.Fatalf("old key, page %d: %d; want 401", i, r.status)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		if r := a.session(t, simulate.ContosoID, a.key, frontEnd{addr: "10.0.0.1"}); r.status != 401 {
+			t.Fatalf("old key again from one address (%d): %d; want 401, not 429", i, r.status)
+		}
+	}
+	if r := a.session(t, simulate.ContosoID, v.WidgetKey, frontEnd{addr: "10.0.0.1"}); r.status != 201 {
+		t.Errorf("new key: %d %s; want 201", r.status, r.body)
+	}
+}
+
+// fakeACSServer plays Azure Communication Services in one way of failing (or not).
+func fakeACSServer(t *testing.T, mode string) *httptest.Server {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch mode {
+		case "refuses the key":
+			w.WriteHeader(http.StatusUnauthorized)
+		case "answers 5xx":
+			w.WriteHeader(http.StatusInternalServerError)
+		case "never answers":
+			select { // until the client gives up (or the test ends)
+			case <-r.Context().Done():
+			case <-release:
+			}
+		default: // accepts: an identity with a token, and deletes
+			if r.Method == http.MethodDelete {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			w.WriteHeader(http.StatusCreated)
+			fmt.Fprint(w, `{"identity":{"id":"8:acs:fake-1"},"accessToken":{"token":"acs-token","expiresOn":"2026-11-25T10:00:00Z"}}`)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first
+	return srv
+}
+
+// When the tenant's ACS refuses the key, fails or does not answer, the ACS check and
+// a widget session answer 502 or 503 with a code saying which, and nothing of the key,
+// the endpoint or the tenant's configuration.
+func TestACSFailuresAreBadGatewayOrUnavailable(t *testing.T) {
+	accessKey := base64.StdEncoding.EncodeToString([]byte("the-tenant-acs-access-key"))
+	for _, tc := range []struct {
+		mode        string
+		status      int
+		code, check string
+	}{
+		{"accepts", 0, "", interact.CheckOK},
+		{"refuses the key", 502, "acs_refused", interact.CheckBadKey},
+		{"answers 5xx", 502, "acs_error", interact.CheckFailed},
+		{"never answers", 503, "acs_unreachable", interact.CheckUnreachable},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			fake := fakeACSServer(t, tc.mode)
+			a := newInteractApp(t, acs.New(&http.Client{Timeout: 300 * time.Millisecond}, nil))
+			a.patch(t, simulate.ContosoID, `{"acsConnectionString":"endpoint=`+fake.URL+`;accesskey=`+accessKey+`"}`)
+			_, port, _ := net.SplitHostPort(strings.TrimPrefix(fake.URL, "http://"))
+			leaks := func(what string, r answer) {
+				for _, s := range []string{accessKey, port, "accesskey", "endpoint="} {
+					if strings.Contains(r.body, s) {
+						t.Errorf("%s: the answer holds %q: %s", what, s, r.body)
+					}
+				}
+			}
+
+			check := call(t, "POST", a.url+"/api/tenants/"+simulate.ContosoID+"/interact/acs/check", "")
+			leaks("check", check)
+			var cb struct {
+				Error  struct{ Code string }
+				Status string
+			}
+			_ = json.Unmarshal([]byte(check.body), &cb)
+			wantCheck := tc.status
+			if wantCheck == 0 {
+				wantCheck = 200
+			}
+			if check.status != wantCheck || cb.Error.Code != tc.code || cb.Status != tc.check {
+				t.Errorf("check: %d %s; want %d, code %q, status %q", check.status, check.body, wantCheck, tc.code, tc.check)
+			}
+
+			s := a.session(t, simulate.ContosoID, a.key, frontEnd{addr: "203.0.113.7"})
+			leaks("session", s)
+			if tc.status == 0 {
+				if s.status != 201 || !strings.Contains(s.body, `"token":"acs-token"`) {
+					t.Fatalf("session with a working ACS: %d %s", s.status, s.body)
+				}
+				return
+			}
+			want := `{"error":{"code":"` + tc.code + `","message":"` + acsMessages[tc.code] + `"}}`
+			if s.status != tc.status || s.body != want {
+				t.Errorf("session: %d %s; want %d %s", s.status, s.body, tc.status, want)
+			}
+		})
 	}
 }

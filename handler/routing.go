@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/teamscc/teamscc/shared/access"
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/funchost"
 	"github.com/teamscc/teamscc/shared/queue"
@@ -73,7 +74,10 @@ func pathIDs(r *http.Request, names ...string) ([]string, error) {
 }
 
 // ExplainView is the answer of the explain endpoint: the task's state and its last
-// routing attempt, each agent with its display name and UPN.
+// routing attempt, each agent with its display name and UPN. Agent ids, names and
+// UPNs are user identifiers: for a partner the tenant does not let see them they are
+// masked, the ids alike wherever they appear (History, Explain.Chosen, Explain.Agents,
+// the keys of Agents), as every admin view masks them.
 type ExplainView struct {
 	TenantID  string              `json:"tenantId"`
 	ServiceID string              `json:"serviceId"`
@@ -108,23 +112,43 @@ func (h *routingHandlers) explain(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	v := ExplainView{TenantID: ids[0], ServiceID: ids[1], TaskID: task.ID, State: task.State, Outcome: task.Outcome,
-		Attempts: task.Attempts, History: task.History, Explain: task.Explain, Agents: map[string]AgentRef{}}
-	if task.Explain != nil {
-		listed := map[string]bool{}
-		for _, e := range task.Explain.Agents {
-			listed[e.AgentID] = true
-		}
-		// Names and UPNs are user identifiers: masked for partners unless the tenant
-		// allows them (SPEC §2). Agent ids stay, so entries and names still correlate.
-		mask := adminFrom(r.Context()).mask
-		for _, a := range agents {
-			if listed[a.ID] {
-				v.Agents[a.ID] = AgentRef{DisplayName: mask.User(a.DisplayName), UPN: mask.User(a.UPN)}
-			}
+	v := newExplainView(task, agents, adminFrom(r.Context()).mask)
+	v.TenantID, v.ServiceID = ids[0], ids[1]
+	funchost.WriteJSON(w, http.StatusOK, v)
+}
+
+// newExplainView builds the view of task (without the tenant and service ids), naming
+// the agents its explanation lists from the tenant's agents, every user identifier
+// through mask (SPEC §2). Masked ids may coincide (access.Mask keeps only the first
+// letter of each part of a GUID): such agents share one entry of Agents, named after
+// the first of them the explanation lists (the chosen first).
+func newExplainView(task routing.Task, agents []tenant.Agent, mask access.Masker) ExplainView {
+	v := ExplainView{TaskID: task.ID, State: task.State, Outcome: task.Outcome, Attempts: task.Attempts, Agents: map[string]AgentRef{}}
+	for _, h := range task.History {
+		h.AgentID = mask.User(h.AgentID)
+		v.History = append(v.History, h)
+	}
+	if task.Explain == nil {
+		return v
+	}
+	byID := make(map[string]tenant.Agent, len(agents))
+	for _, a := range agents {
+		byID[a.ID] = a
+	}
+	e := task.Explain.Clone()
+	for i := range e.Agents {
+		id := e.Agents[i].AgentID
+		e.Agents[i].AgentID = mask.User(id)
+		a, ok := byID[id]
+		if _, named := v.Agents[e.Agents[i].AgentID]; ok && !named {
+			v.Agents[e.Agents[i].AgentID] = AgentRef{DisplayName: mask.User(a.DisplayName), UPN: mask.User(a.UPN)}
 		}
 	}
-	funchost.WriteJSON(w, http.StatusOK, v)
+	for i := range e.Chosen {
+		e.Chosen[i] = mask.User(e.Chosen[i])
+	}
+	v.Explain = &e
+	return v
 }
 
 // afterCallWork ends an agent's ACW early or extends it.

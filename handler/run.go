@@ -58,6 +58,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("handler starting", "settings", cfg)
+	if strings.HasPrefix(cfg.Graph.ClientSecret, "@Microsoft.KeyVault(") {
+		// App Service leaves a Key Vault reference it could not resolve as it is.
+		log.Error("GraphClientSecret is an unresolved Key Vault reference: check that the secret exists and the app's identity may read it (README: The client secret and the azd environment)")
+	}
 	return serve(ctx, ln, log, func(ctx context.Context) (http.Handler, error) {
 		d, err := azureDeps(ctx, cfg, getenv)
 		if err != nil {
@@ -244,11 +248,11 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 	if d.admin == nil {
 		panic("newApp: deps.admin is nil: admin routes would be unprotected")
 	}
-	app := funchost.New(funchost.Options{Logger: log, Parker: d.parked, Timeout: 5 * time.Minute})
+	app := funchost.New(funchost.Options{Logger: log, Parker: d.parked, Timeout: 5 * time.Minute, HTTPTimeout: httpTimeout})
 	tracker := userstate.NewTracker(userstate.Options{Store: d.userStates, Routes: d.routes, Tenants: d.tenants, Presences: d.presences, Now: d.now})
 	// Every agent-state write goes through routes, so tracking tenants record it.
 	tracked := userstate.TrackedRoutes{Store: d.routes, Tracker: tracker, Log: funchost.Logger}
-	engine := routing.NewEngine(routing.Options{Store: tracked, Tenants: d.tenants, Presences: d.presences, Sender: d.sender,
+	engine := routing.NewEngine(routing.Options{Store: tracked, Tenants: d.tenants, Presences: d.presences, PresenceMaxAge: cfg.Presence.MaxAge, Sender: d.sender,
 		Queue: cfg.Values["CallsQueue"], Now: d.now, Log: funchost.Logger})
 	rh := &routingHandlers{store: tracked, tenants: d.tenants, engine: engine}
 	if d.platform != nil && d.callAuth != nil && d.calls != nil {
@@ -284,9 +288,15 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 	interactRoutes(app, d.admin, newInteractHandler(cfg, d))
 	routingRoutes(app, d.admin, rh)
 	outboundRoutes(app, d.admin, newOutboundHandlers(cfg, d, engine))
-	serviceRoutes(app, d.admin, &serviceAdmin{store: tracked, tenants: d.tenants, audit: d.audit, now: d.now, dir: dir})
+	serviceRoutes(app, d.admin, &serviceAdmin{store: tracked, tenants: d.tenants, audit: d.audit, now: d.now, dir: dir, retention: newRetention(d)})
 	return app
 }
+
+// httpTimeout is the deadline of every HTTP invocation: a request that cannot be
+// served in time (a stalled dependency) answers 503 with Retry-After instead of
+// holding the caller. Storage and Graph requests give up sooner (per-try timeouts),
+// so this bounds handlers that make many of them.
+const httpTimeout = 30 * time.Second
 
 // unconfiguredGraph refuses every read with a code that names the missing setting.
 type unconfiguredGraph struct{}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"sort"
@@ -20,6 +19,7 @@ import (
 	"github.com/teamscc/teamscc/shared/directory"
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/funchost"
+	"github.com/teamscc/teamscc/shared/retention"
 	"github.com/teamscc/teamscc/shared/routing"
 	"github.com/teamscc/teamscc/shared/tenant"
 )
@@ -35,11 +35,13 @@ type serviceAdmin struct {
 	audit   audit.Store
 	now     func() time.Time
 	dir     *directory.Directory // syncs a Team named on create or patch; nil: not configured
+	// retention deletes what is old enough after the removals (retention.go); nil: none.
+	retention *retention.Sweeper
 }
 
 // teamSyncBudget bounds the Team sync a create or patch runs before it answers; a
 // sync cut short is finished by the next one (the DirectorySync timer).
-const teamSyncBudget = 30 * time.Second
+const teamSyncBudget = 20 * time.Second // within httpTimeout
 
 // serviceAnswer is a service as a create or patch answers it: with the outcome of the
 // Team sync it ran, or a warning saying why none ran.
@@ -122,11 +124,15 @@ func (sa *serviceAdmin) record(ctx context.Context, call *adminCall, target, op 
 	}
 }
 
-// serviceView masks the agent and owner ids a partner may not see.
+// serviceView masks the user ids a partner may not see: owners, agents in the
+// distribution settings, and a Teams user the exit transfers to.
 func serviceView(s routing.Service, m access.Masker) routing.Service {
 	s = s.Clone()
 	for i := range s.Owners {
 		s.Owners[i] = m.User(s.Owners[i])
+	}
+	if s.Calls.Exit.EffectiveAction() == routing.ExitTransfer && tenant.IsGUID(routing.NormalizeTarget(s.Calls.Exit.Target)) {
+		s.Calls.Exit.Target = m.User(s.Calls.Exit.Target)
 	}
 	for i := range s.Distribution.SerialOrder {
 		s.Distribution.SerialOrder[i] = m.User(s.Distribution.SerialOrder[i])
@@ -219,13 +225,13 @@ func (sa *serviceAdmin) create(w http.ResponseWriter, r *http.Request) {
 		forbidden(w, r, "", "only a tenant admin, a partner admin or an operator may create services")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	body, err := readBody(r.Body)
 	if err != nil {
-		funchost.WriteError(w, r, fault.Invalid("body", "could not be read"))
+		funchost.WriteError(w, r, err)
 		return
 	}
 	var in serviceInput
-	if err := decodeStrict(bytes.NewReader(body), &in); err != nil {
+	if err := decodeJSON(body, &in); err != nil {
 		funchost.WriteError(w, r, err)
 		return
 	}
@@ -280,15 +286,17 @@ func (sa *serviceAdmin) update(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	body, err := readBody(r.Body)
 	if err != nil {
-		funchost.WriteError(w, r, fault.Invalid("body", "could not be read"))
+		funchost.WriteError(w, r, err)
 		return
 	}
-	var patch map[string]any
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&patch); err != nil || patch == nil {
+	var patch map[string]any // numbers stay json.Number, so the merge keeps them exact
+	if err := decodeJSON(body, &patch); err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	if patch == nil {
 		funchost.WriteError(w, r, fault.Invalid("body", "must be a JSON object"))
 		return
 	}
@@ -345,7 +353,8 @@ func (sa *serviceAdmin) update(w http.ResponseWriter, r *http.Request) {
 }
 
 // applyServicePatch merges patch (RFC 7386) into s's JSON and reads the result back
-// strictly, so an unknown nested field is named.
+// as decodeJSON does, so an unknown nested field or a value of the wrong type is a
+// *fault.FieldError naming it by path ("distribution.ringTimeoutSeconds").
 func applyServicePatch(s routing.Service, patch map[string]any) (routing.Service, error) {
 	cur, err := json.Marshal(s)
 	if err != nil {
@@ -363,7 +372,7 @@ func applyServicePatch(s routing.Service, patch map[string]any) (routing.Service
 		return routing.Service{}, err
 	}
 	var next routing.Service
-	if err := decodeStrict(bytes.NewReader(merged), &next); err != nil {
+	if err := decodeJSON(merged, &next); err != nil {
 		return routing.Service{}, err
 	}
 	next.TenantID, next.ID, next.Version = s.TenantID, s.ID, s.Version
@@ -827,6 +836,7 @@ func hasDuplicates(s []string) bool {
 // provisioningRun is the ProvisioningRun timer: every service pending deletion (deleted
 // by itself or with its tenant) is removed with its tasks. A failure is logged and left
 // to the next run; the service stays PendingDeletion, so it never routes meanwhile.
+// Then retention deletes what every tenant keeps no longer (applyRetention).
 func (h *serviceAdmin) provisioningRun(ctx context.Context, _ funchost.Timer) error {
 	log := funchost.Logger(ctx)
 	ts, err := h.tenants.ListTenants(ctx)
@@ -834,6 +844,7 @@ func (h *serviceAdmin) provisioningRun(ctx context.Context, _ funchost.Timer) er
 		return err
 	}
 	var removed, tasks, failed int
+	var scopes []retention.Scope // what retention then applies to: every tenant, its live services
 	for _, t := range ts {
 		svcs, err := h.store.ListServices(ctx, t.ID)
 		if err != nil {
@@ -841,8 +852,10 @@ func (h *serviceAdmin) provisioningRun(ctx context.Context, _ funchost.Timer) er
 			failed++
 			continue
 		}
+		scope := retention.Scope{Tenant: t}
 		for _, s := range svcs {
 			if !s.PendingDeletion {
+				scope.Services = append(scope.Services, s.ID)
 				continue
 			}
 			n, err := h.store.PurgeService(ctx, t.ID, s.ID)
@@ -856,7 +869,9 @@ func (h *serviceAdmin) provisioningRun(ctx context.Context, _ funchost.Timer) er
 				tasks += n
 			}
 		}
+		scopes = append(scopes, scope)
 	}
 	log.Info("provisioning run", "tenants", len(ts), "services_removed", removed, "tasks_removed", tasks, "failures", failed)
+	h.applyRetention(ctx, scopes)
 	return nil
 }

@@ -338,7 +338,7 @@ func TestServiceRulesEachFailAndPass(t *testing.T) {
 		{`{"id":"other"}`, a.version(t, "sales"), 400, "id"},
 		{`{"version":5}`, a.version(t, "sales"), 400, "version"},
 		{`{"colour":"red"}`, a.version(t, "sales"), 400, "colour"},
-		{`{"distribution":{"colour":"red"}}`, a.version(t, "sales"), 400, "colour"},
+		{`{"distribution":{"colour":"red"}}`, a.version(t, "sales"), 400, "distribution.colour"},
 		{`{"distribution":{"ringTimeoutSeconds":601}}`, a.version(t, "sales"), 400, "distribution.ringTimeoutSeconds"},
 		{`{"phoneNumbers":[{"number":"+41441234500","kind":"CallingPlanUser"}]}`, a.version(t, "sales"), 400, "phoneNumbers[0].kind"},
 		{`[1]`, a.version(t, "sales"), 400, "body"},

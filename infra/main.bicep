@@ -8,7 +8,9 @@
 // Settings) and every %Setting% in functions/*/function.json is set below with the code's
 // default; every serviceBusTrigger queue is declared with the trigger's session mode; the
 // app's tables are declared; the app identity holds exactly six data-plane roles; the
-// bot's calling webhook is the CallingWebhookUrl app setting.
+// bot's calling webhook is the CallingWebhookUrl app setting; a secret setting is a
+// versionless Key Vault reference that a provision without the secret's value keeps, and
+// no provision writes an empty secret.
 targetScope = 'subscription'
 
 @minLength(1)
@@ -41,7 +43,7 @@ param graphClientId string = ''
 param graphTenantId string = ''
 
 @secure()
-@description('Client secret of that registration, for tenants in application mode. When set it is stored in Key Vault and the app setting GraphClientSecret becomes a Key Vault reference; when empty the setting is empty.')
+@description('Client secret of that registration, for tenants in application mode and calls. When set it is stored in Key Vault (as a new version of the secret GraphClientSecret) and the app setting GraphClientSecret references it. When empty the vault is left alone and the setting keeps its Key Vault reference if an earlier provision stored the secret: the value is needed only by the provision that stores or replaces it.')
 param graphClientSecret string = ''
 
 @description('NCRONTAB schedule (UTC, with seconds) of the PresenceRefresh timer (PresenceRefreshSchedule).')
@@ -100,6 +102,9 @@ param presencePrivacyModePolls string = '20'
 
 @description('Seconds a refused presence credential is left alone, 10..86400 (PresenceAccountRetrySeconds).')
 param presenceAccountRetrySeconds string = '300'
+
+@description('Seconds presence stays good after a credential last read it, 30..86400; older, routing treats it as unknown unless a service routes on stale presence (PresenceMaxAgeSeconds).')
+param presenceMaxAgeSeconds string = '180'
 
 @description('Microsoft Graph base URL (GraphBaseUrl); change only for national clouds.')
 param graphBaseUrl string = 'https://graph.microsoft.com/v1.0'
@@ -310,6 +315,25 @@ module rbac 'modules/rbac.bicep' = {
   }
 }
 
+// The app settings as they are before this provision writes them. Only the secret
+// settings are read: a Key Vault reference there means an earlier provision stored that
+// secret, so the setting keeps referencing it when this provision is not given the value
+// (the azd environment need not hold a secret once it is in the vault). The app's own
+// settings are the one record of that which every machine and pipeline running
+// `azd provision` shares; a flag in one azd environment would be lost with it, and a
+// Key Vault secret's existence cannot be tested by a template (an `existing` reference to
+// a missing secret fails the deployment). Read here, not in appsettings.bicep: a template
+// that reads the resource it also writes is a dependency cycle to ARM. The site exists by
+// now (api.outputs); on the first provision it has no GraphClientSecret yet.
+#disable-next-line use-resource-symbol-reference
+var currentAppSettings = list('${api.outputs.id}/config/appsettings', '2024-04-01').properties
+
+// GraphClientSecret as a Key Vault reference, resolved by the platform with the app's
+// identity (keyVaultReferenceIdentity). Versionless: the app gets the newest version of
+// the secret, at the latest 24 hours after a rotation or at once on a settings change or
+// a reference refresh (README.md (Deploy to Azure), rotation).
+var graphClientSecretReference = '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.graphClientSecretName})'
+
 // Every app setting of the function app, in one place (deploytest parses this block).
 var appSettings = {
   // Host storage (timer locks, keys) and the app's tables, identity-based: the account
@@ -351,11 +375,13 @@ var appSettings = {
   PresenceOfflineDampingSeconds: presenceOfflineDampingSeconds
   PresencePrivacyModePolls: presencePrivacyModePolls
   PresenceAccountRetrySeconds: presenceAccountRetrySeconds
+  PresenceMaxAgeSeconds: presenceMaxAgeSeconds
   GraphClientId: graphClientId
-  // A Key Vault reference, resolved by the platform with the identity (keyVaultReferenceIdentity).
-  // Empty when no secret was given: a reference to a missing secret would reach the handler
-  // as the literal "@Microsoft.KeyVault(...)" text.
-  GraphClientSecret: empty(graphClientSecret) ? '' : '@Microsoft.KeyVault(VaultName=${keyVault.outputs.name};SecretName=${keyVault.outputs.graphClientSecretName})'
+  // The Key Vault reference whenever the secret is in the vault: this provision stores it
+  // (a value is given), or an earlier one did (the setting already references the vault).
+  // Empty only while no secret was ever given: a reference to a missing secret would reach
+  // the handler as the literal "@Microsoft.KeyVault(...)" text.
+  GraphClientSecret: (!empty(graphClientSecret) || startsWith(currentAppSettings.?GraphClientSecret ?? '', '@Microsoft.KeyVault(')) ? graphClientSecretReference : ''
   GraphBaseUrl: graphBaseUrl
   EntraAuthorityHost: entraAuthorityHost
   LogLevel: logLevel

@@ -9,7 +9,7 @@ param tags object = {}
 param enablePurgeProtection bool = false
 
 @secure()
-@description('GraphClientSecret value; the secret is created only when this is not empty.')
+@description('GraphClientSecret value. Written only when not empty (as a new version of the secret): an empty value leaves the secret in the vault as it is, never blanks it.')
 param graphClientSecret string = ''
 
 var graphClientSecretName = 'GraphClientSecret'
@@ -37,6 +37,9 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   }
 }
 
+// Conditional, not a PUT of an empty value: a provision without the value (the azd
+// environment no longer holds it) skips the secret, and the deployment is incremental,
+// so the stored secret stays. main.bicep keeps the app setting's reference to it.
 resource graphSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(graphClientSecret)) {
   parent: vault
   name: graphClientSecretName

@@ -4,7 +4,9 @@
 // describes. It implements interact.ACS.
 //
 // The connection string is passed per call (each tenant has its own) and is never
-// part of an error or a log: errors name the operation and the HTTP status only.
+// part of an error or a log: errors name the operation and the HTTP status only. A
+// refused key, an unreachable service (including a timeout) and any other answer than
+// the expected one match interact.ErrACSRefused, ErrACSUnreachable and ErrACSFailed.
 // A Client is safe for concurrent use.
 package acs
 
@@ -28,8 +30,9 @@ import (
 // APIVersion is the Identity API version used.
 const APIVersion = "2025-06-30"
 
-// ErrBadKey: the service refused the signature (401/403): wrong access key.
-var ErrBadKey = errors.New("ACS refused the access key")
+// ErrBadKey: the service refused the signature (401/403): wrong access key. It is
+// interact.ErrACSRefused.
+var ErrBadKey = interact.ErrACSRefused
 
 // Client talks to ACS. The zero value is not usable; create it with New.
 type Client struct {
@@ -74,15 +77,19 @@ func Sign(req *http.Request, body []byte, accessKey string, now time.Time) error
 	return nil
 }
 
-// statusError is an unexpected answer.
+// statusError is an unexpected answer; it matches interact.ErrACSFailed.
 type statusError struct {
 	op     string
 	status int
 }
 
 func (e *statusError) Error() string { return fmt.Sprintf("%s: ACS answered HTTP %d", e.op, e.status) }
+func (e *statusError) Is(target error) bool {
+	return target == interact.ErrACSFailed
+}
 
-// unreachableError wraps a transport failure without its URL.
+// unreachableError wraps a transport failure (DNS, connect, TLS, timeout) without its
+// URL; it matches interact.ErrACSUnreachable.
 type unreachableError struct {
 	op  string
 	err error
@@ -90,6 +97,9 @@ type unreachableError struct {
 
 func (e *unreachableError) Error() string { return e.op + ": ACS unreachable: " + e.err.Error() }
 func (e *unreachableError) Unwrap() error { return e.err }
+func (e *unreachableError) Is(target error) bool {
+	return target == interact.ErrACSUnreachable
+}
 
 // do sends one signed request and decodes a JSON answer into out (if not nil).
 func (c *Client) do(ctx context.Context, op, conn, method, path string, in, out any, want int) error {
@@ -130,7 +140,7 @@ func (c *Client) do(ctx context.Context, op, conn, method, path string, in, out 
 	}
 	if out != nil {
 		if err := json.NewDecoder(io.LimitReader(res.Body, 1<<20)).Decode(out); err != nil {
-			return fmt.Errorf("%s: decode answer: %w", op, err)
+			return fmt.Errorf("%s: %w: undecodable answer: %v", op, interact.ErrACSFailed, err)
 		}
 	}
 	return nil
@@ -157,7 +167,7 @@ func (c *Client) CreateIdentity(ctx context.Context, conn string, scopes []strin
 		return interact.ACSIdentity{}, err
 	}
 	if out.Identity.ID == "" {
-		return interact.ACSIdentity{}, errors.New("create ACS identity: answer without an id")
+		return interact.ACSIdentity{}, fmt.Errorf("create ACS identity: %w: answer without an id", interact.ErrACSFailed)
 	}
 	id := interact.ACSIdentity{ID: out.Identity.ID}
 	if out.AccessToken != nil {

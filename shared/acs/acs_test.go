@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -153,5 +154,58 @@ func TestCheck(t *testing.T) {
 	_, err := c.CreateIdentity(ctx, wrong, nil)
 	if err == nil || strings.Contains(err.Error(), "accesskey") || strings.Contains(err.Error(), secret) {
 		t.Fatalf("errors must not quote the connection string: %v", err)
+	}
+}
+
+// Every failure matches exactly one of the domain's ACS error kinds; a server that
+// accepts the connection and never answers is unreachable once the client's timeout
+// passes.
+func TestErrorsMatchTheDomainKinds(t *testing.T) {
+	_, conn := start(t)
+	wrong := strings.Replace(conn, secret, base64.StdEncoding.EncodeToString([]byte("another-key")), 1)
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) }))
+	defer broken.Close()
+	garbled := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, "<html>")
+	}))
+	defer garbled.Close()
+	release := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	defer silent.Close()
+	defer close(release)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closed := ln.Addr().String()
+	ln.Close()
+
+	c := acs.New(&http.Client{Timeout: 200 * time.Millisecond}, nil)
+	kinds := []error{interact.ErrACSRefused, interact.ErrACSUnreachable, interact.ErrACSFailed}
+	for _, tc := range []struct {
+		name, conn string
+		want       error
+	}{
+		{"wrong key", wrong, interact.ErrACSRefused},
+		{"503", "endpoint=" + broken.URL + ";accesskey=" + secret, interact.ErrACSFailed},
+		{"undecodable answer", "endpoint=" + garbled.URL + ";accesskey=" + secret, interact.ErrACSFailed},
+		{"closed port", "endpoint=http://" + closed + ";accesskey=" + secret, interact.ErrACSUnreachable},
+		{"never answers", "endpoint=" + silent.URL + ";accesskey=" + secret, interact.ErrACSUnreachable},
+	} {
+		_, err := c.CreateIdentity(context.Background(), tc.conn, interact.TokenScopes)
+		for _, k := range kinds {
+			if errors.Is(err, k) != (k == tc.want) {
+				t.Errorf("%s: %v: errors.Is(%v) = %v", tc.name, err, k, k != tc.want)
+			}
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: the error quotes the key: %v", tc.name, err)
+		}
+	}
+	if r := c.Check(context.Background(), "endpoint="+silent.URL+";accesskey="+secret); r.Status != interact.CheckUnreachable {
+		t.Errorf("check against a server that never answers: %+v", r)
 	}
 }

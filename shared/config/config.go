@@ -44,6 +44,7 @@ var Settings = []Setting{
 	{Name: "PresenceOfflineDampingSeconds", Default: "30", Doc: "An agent must read Offline this long before Offline is stored (0..600; 0 stores at once)."},
 	{Name: "PresencePrivacyModePolls", Default: "20", Doc: "Consecutive all-Offline polls before the privacy-mode warning (1..10000)."},
 	{Name: "PresenceAccountRetrySeconds", Default: "300", Doc: "How long a refused presence credential is left alone before it is tried again (10..86400)."},
+	{Name: "PresenceMaxAgeSeconds", Default: "180", Doc: "How long presence stays good after a credential last read it (30..86400); older, routing treats it as unknown unless a service routes on stale presence."},
 	{Name: "GraphClientId", Doc: "Client id of this app's multi-tenant Entra registration (presence accounts sign in through it; application mode uses it)."},
 	{Name: "GraphClientSecret", Secret: true, Doc: "Client secret of that registration, for tenants in application mode."},
 	{Name: "GraphBaseUrl", Default: "https://graph.microsoft.com/v1.0", Doc: "Microsoft Graph base URL (national clouds, tests)."},
@@ -62,7 +63,7 @@ var Settings = []Setting{
 	{Name: "OutboundDueQueue", Default: "outbound-due", Doc: "Service Bus queue the accepted outbound tasks are scheduled on for their due time (OutboundDue)."},
 	{Name: "OutboundHorizonDays", Default: "30", Doc: "How far ahead an outbound task's due time may be, in days (1..365)."},
 	{Name: "OutboundReconcileSchedule", Default: "0 */5 * * * *", Doc: "NCRONTAB schedule of the OutboundReconcile timer (repairs the per-service counters, schedules tasks whose scheduling was interrupted, frees slots of ended tasks)."},
-	{Name: "ProvisioningSchedule", Default: "0 30 * * * *", Doc: "NCRONTAB schedule of the ProvisioningRun timer (removes services pending deletion, with their tasks)."},
+	{Name: "ProvisioningSchedule", Default: "0 30 * * * *", Doc: "NCRONTAB schedule of the ProvisioningRun timer (removes services pending deletion, with their tasks, then applies retention)."},
 }
 
 // Config is the validated settings.
@@ -153,6 +154,7 @@ func Load(getenv func(string) string) (Config, error) {
 		OfflineDamping:     time.Duration(num("PresenceOfflineDampingSeconds", 0, 600)) * time.Second,
 		PrivacyModePolls:   num("PresencePrivacyModePolls", 1, 10000),
 		AccountRetry:       time.Duration(num("PresenceAccountRetrySeconds", 10, 86400)) * time.Second,
+		MaxAge:             time.Duration(num("PresenceMaxAgeSeconds", 30, 86400)) * time.Second,
 	}
 	if c.Presence.OfflineDamping == 0 {
 		c.Presence.OfflineDamping = -1 // 0 in the setting means "store Offline at once"

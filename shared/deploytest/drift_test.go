@@ -235,33 +235,6 @@ func TestAppSettingsMatchConfigAndFunctions(t *testing.T) {
 	}
 }
 
-// A secret setting reaches the app only as a Key Vault reference, and the parameter
-// carrying its value is @secure() (kept out of deployment history and logs).
-func TestSecretSettingsAreKeyVaultReferences(t *testing.T) {
-	main := loadBicep(t, "infra/main.bicep")
-	params := main.params()
-	settings := appSettings(t, main)
-	for _, s := range config.Settings {
-		e, ok := settings[s.Name]
-		if !ok || !s.Secret {
-			continue
-		}
-		if _, isConst := constValue(e.value, params); isConst && e.value != "''" {
-			t.Errorf("main.bicep:%d: secret %s is a plain value; make it a Key Vault reference", e.line, s.Name)
-		}
-		if !strings.Contains(e.value, "@Microsoft.KeyVault(") {
-			t.Errorf("main.bicep:%d: secret %s = %s, want a @Microsoft.KeyVault(...) reference", e.line, s.Name, e.value)
-		}
-		for _, p := range params {
-			if strings.Contains(e.value, p.name) && strings.EqualFold(p.name, s.Name) {
-				if !regexp.MustCompile(`(?m)^@secure\(\)\s*\n(?:@.*\n)*param\s+` + p.name + `\b`).MatchString(main.noComments) {
-					t.Errorf("main.bicep:%d: parameter %s holds a secret but is not @secure()", p.line, p.name)
-				}
-			}
-		}
-	}
-}
-
 type bicepQueue struct {
 	setting, nameExpr string
 	requiresSession   bool

@@ -187,6 +187,15 @@ func (h *Host) serveTrigger(w http.ResponseWriter, r *http.Request) {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(h.handlerURL)
 			pr.Out.Host = pr.In.Host
+			// As Azure's front end does: Client-IP is the caller's address (written over
+			// whatever the caller sent), and the address is appended to X-Forwarded-For.
+			peer := pr.In.RemoteAddr
+			pr.Out.Header.Set("Client-IP", peer)
+			xff := peer
+			if prior := pr.In.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+				xff = strings.Join(prior, ", ") + ", " + peer
+			}
+			pr.Out.Header.Set("X-Forwarded-For", xff)
 		},
 		Transport: h.transport,
 		ModifyResponse: func(resp *http.Response) error {

@@ -52,6 +52,8 @@ func TestHTTPTriggerIsForwardedRaw(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/tenants/t1/presence/health?x=1&code=somekey", strings.NewReader(`{"a":1}`))
 	req.Header.Set("X-Custom", "c")
 	req.Header.Set("x-functions-key", "k")
+	req.Header.Set("Client-IP", "198.51.100.9:1") // a caller's claim: the front end writes over it
+	req.Header.Set("X-Forwarded-For", "198.51.100.9")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +69,10 @@ func TestHTTPTriggerIsForwardedRaw(t *testing.T) {
 	}
 	if f.header.Get("X-Custom") != "c" || f.header.Get("X-Functions-Key") != "k" || !guidPattern.MatchString(f.header.Get("X-Azure-Functions-InvocationId")) {
 		t.Errorf("forwarded headers %v", f.header)
+	}
+	// As Azure's front end: Client-IP is the caller's address, appended to X-Forwarded-For.
+	if ip := f.header.Get("Client-IP"); !strings.HasPrefix(ip, "127.0.0.1:") || f.header.Get("X-Forwarded-For") != "198.51.100.9, "+ip {
+		t.Errorf("forwarded Client-IP %q, X-Forwarded-For %q", ip, f.header.Get("X-Forwarded-For"))
 	}
 
 	for _, tc := range []struct {

@@ -18,6 +18,9 @@ var (
 	ErrConflict = errors.New("already exists")
 	// ErrPrecondition: a conditional write lost (stale ETag or version).
 	ErrPrecondition = errors.New("precondition failed")
+	// ErrUnavailable: a dependency (storage, Graph) did not answer in time or could not
+	// be reached. Transient: HTTP answers 503 with Retry-After, a message is retried.
+	ErrUnavailable = errors.New("a dependency did not answer in time")
 )
 
 // FieldError says which input field broke which rule. It is permanent.

@@ -58,11 +58,14 @@ type MessageHandler func(ctx context.Context, m Message) error
 
 // Options configures an App. The zero value works for an App without Service Bus functions.
 type Options struct {
-	Logger    *slog.Logger     // JSON logger; nil = discard
-	Parker    parking.Store    // where permanent failures go; required when any ServiceBus function is registered
-	Now       func() time.Time // clock for ParkedAt and durations; nil = time.Now
-	Timeout   time.Duration    // per-invocation timeout for timer and Service Bus functions; 0 = none
-	DedupSize int              // how many recently completed MessageIds to remember; 0 (or less) = 4096
+	Logger  *slog.Logger     // JSON logger; nil = discard
+	Parker  parking.Store    // where permanent failures go; required when any ServiceBus function is registered
+	Now     func() time.Time // clock for ParkedAt and durations; nil = time.Now
+	Timeout time.Duration    // per-invocation timeout for timer and Service Bus functions; 0 = none
+	// HTTPTimeout is the deadline of an HTTP invocation's context; 0 = none. A handler
+	// that gives up on it answers 503 (WriteError maps context.DeadlineExceeded).
+	HTTPTimeout time.Duration
+	DedupSize   int // how many recently completed MessageIds to remember; 0 (or less) = 4096
 }
 
 // Function describes one registration, for a drift test against functions/*/function.json.
@@ -78,6 +81,7 @@ type App struct {
 	parker  parking.Store
 	now     func() time.Time
 	timeout time.Duration
+	httpTO  time.Duration
 	done    *recent // completed MessageIds, keyed by function
 
 	mux   *http.ServeMux
@@ -101,6 +105,7 @@ func New(opts Options) *App {
 		parker:  opts.Parker,
 		now:     opts.Now,
 		timeout: opts.Timeout,
+		httpTO:  opts.HTTPTimeout,
 		mux:     http.NewServeMux(),
 		kinds:   map[string]string{},
 	}
@@ -122,7 +127,7 @@ func New(opts Options) *App {
 		a.logInvocation, // invocation logger into the context; one line per invocation with status and duration
 		a.respond,       // error → answer: triggers 200 envelope / 500; HTTP 500 JSON if nothing was written
 		a.recoverPanics, // a panic becomes an error (so 500), and the app keeps serving
-		a.withTimeout,   // Options.Timeout, triggers only
+		a.withTimeout,   // Options.Timeout (triggers), Options.HTTPTimeout (HTTP)
 		a.park,          // permanent failure → parked and acknowledged (timers: logged)
 		a.decode,        // envelope → Timer or Message; undecodable → permanent error
 		a.dedup,         // a MessageId that already completed is acknowledged without running the handler

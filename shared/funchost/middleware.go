@@ -111,14 +111,19 @@ func (a *App) recoverPanics(next step) step {
 	}
 }
 
-// withTimeout bounds a trigger invocation by Options.Timeout. The handler must honour its
-// context; the error it then returns is transient, so the message is redelivered.
+// withTimeout bounds an invocation: a trigger by Options.Timeout, an HTTP request by
+// Options.HTTPTimeout. The handler must honour its context; the error it then returns
+// is transient (a message is redelivered; HTTP answers 503).
 func (a *App) withTimeout(next step) step {
 	return func(ctx context.Context, inv *invocation) error {
-		if a.timeout <= 0 || inv.fn.Kind == KindHTTP {
+		d := a.timeout
+		if inv.fn.Kind == KindHTTP {
+			d = a.httpTO
+		}
+		if d <= 0 {
 			return next(ctx, inv)
 		}
-		ctx, cancel := context.WithTimeout(ctx, a.timeout)
+		ctx, cancel := context.WithTimeout(ctx, d)
 		defer cancel()
 		return next(ctx, inv)
 	}

@@ -60,13 +60,21 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if r != nil {
 		ctx = r.Context()
 	}
-	if status >= 500 {
+	switch {
+	case status == http.StatusServiceUnavailable:
+		Logger(ctx).Warn("request not served: a dependency did not answer in time", slog.Any("error", err))
+		w.Header().Set("Retry-After", retryAfter)
+	case status >= 500:
 		Logger(ctx).Error("request failed", slog.Any("error", err))
-	} else {
+	default:
 		Logger(ctx).Debug("request refused", slog.Int("status", status), slog.Any("error", err))
 	}
 	WriteJSON(w, status, errorBody{detail})
 }
+
+// retryAfter is the Retry-After of a 503 (seconds): long enough for a stalled
+// dependency's per-try timeouts to have cleared the requests queued behind it.
+const retryAfter = "5"
 
 // errorResponse maps err to a status and the error detail to send.
 func errorResponse(err error) (int, errorDetail) {
@@ -82,6 +90,9 @@ func errorResponse(err error) (int, errorDetail) {
 		return http.StatusPreconditionFailed, errorDetail{Code: "precondition_failed", Message: fault.ErrPrecondition.Error()}
 	case fault.IsPermanent(err):
 		return http.StatusBadRequest, errorDetail{Code: "bad_request", Message: err.Error()}
+	case errors.Is(err, fault.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, errorDetail{Code: "unavailable",
+			Message: "a service the app depends on did not answer in time; retry in a few seconds"}
 	default:
 		return http.StatusInternalServerError, errorDetail{Code: "internal", Message: "internal error"}
 	}

@@ -15,6 +15,7 @@ import (
 	abs "github.com/microsoft/kiota-abstractions-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 
+	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/presence"
 )
 
@@ -23,7 +24,8 @@ import (
 // platform's methods wrap refusals in fault.Permanent and answer 404 with an Error
 // that unwraps to fault.ErrNotFound. Its text never holds a password, a token, a
 // user's name or id, or a phone number; it unwraps to context.Canceled or
-// DeadlineExceeded when the caller's context ended.
+// DeadlineExceeded when the caller's context ended, and to fault.ErrUnavailable (with
+// DeadlineExceeded for a timed-out attempt) when Graph gave no answer.
 type Error struct {
 	// Op is the Graph operation ("getPresencesByUserId", "presence", "answer", ...)
 	// or "token".
@@ -31,7 +33,7 @@ type Error struct {
 	// Status is the HTTP status of the last answer, 0 when there was none.
 	Status int
 	msg    string
-	cause  error // context errors or fault.ErrNotFound: nothing that could carry a secret
+	cause  error // context errors, fault.ErrNotFound or ErrUnavailable: nothing that could carry a secret
 }
 
 func (e *Error) Error() string { return "graph " + e.Op + ": " + e.msg }
@@ -103,10 +105,11 @@ func (r *Reader) classify(ctx context.Context, op string, err error, secrets ...
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		// url.Error's text holds the request URL, with the user of ReadPresence.
+		// No answer (refused, reset, timed out): Graph is unavailable for now.
 		msg := redact(ue.Err.Error(), secrets)
-		var cause error
+		cause := fault.ErrUnavailable
 		if errors.Is(ue.Err, context.DeadlineExceeded) {
-			msg, cause = "attempt timed out", context.DeadlineExceeded
+			msg, cause = "attempt timed out", errors.Join(context.DeadlineExceeded, fault.ErrUnavailable)
 		}
 		return &Error{Op: op, msg: msg, cause: cause}
 	}

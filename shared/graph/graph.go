@@ -47,8 +47,9 @@ const (
 	DefaultMaxRetries    = 4
 	DefaultMaxRetryWait  = 30 * time.Second
 	// DefaultAttemptTimeout bounds one HTTP attempt to Graph when Options.HTTPClient
-	// has no Timeout of its own.
-	DefaultAttemptTimeout = 60 * time.Second
+	// has no Timeout of its own: Graph answers in well under a second, and a stalled
+	// attempt must not hold an invocation (a timed-out attempt is fault.ErrUnavailable).
+	DefaultAttemptTimeout = 15 * time.Second
 )
 
 // GraphScope is the scope every token is requested for.

@@ -113,6 +113,7 @@ func TestRefreshReadsIn650IdChunksAndWritesOnlyChanges(t *testing.T) {
 
 func TestAccount1RefusedThenBothRefusedThenRecovery(t *testing.T) {
 	g := newRig(t, 10, presence.Config{AccountRetry: time.Minute})
+	g.fake.DenyGraph(graph.AppPrincipal(clientID), 403) // no consent to the application permission: nothing between the accounts and basic
 	g.fake.SetPresence(g.ids[0], "Busy", "InACall")
 	// Entra refuses account 1 at sign-in. (A token already issued stays valid until it
 	// expires, so a refusal shows at the next sign-in, as in production.)

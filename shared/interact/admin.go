@@ -169,10 +169,10 @@ func (svc *Service) apply(s *Settings, p Patch) error {
 
 // RefreshKey replaces the tenant's widget key with a new random one and returns the
 // view holding it. Once it returns, this instance refuses the old key (after
-// Config.KeyGrace, if set); see Service for other instances. The hash is written
-// first (it is what validation uses), then the key for admins; if that second write
-// fails the error says so and the view will report KeyUnknown until the next
-// refresh. fault.ErrNotFound for an unknown tenant.
+// Config.KeyGrace, if set), without counting it as a failed attempt; see Service for
+// other instances. The hash is written first (it is what validation uses), then the
+// key for admins; if that second write fails the error says so and the view will
+// report KeyUnknown until the next refresh. fault.ErrNotFound for an unknown tenant.
 func (svc *Service) RefreshKey(ctx context.Context, tenantID string) (View, error) {
 	if err := svc.tenantExists(ctx, tenantID); err != nil {
 		return View{}, err
@@ -181,10 +181,10 @@ func (svc *Service) RefreshKey(ctx context.Context, tenantID string) (View, erro
 	now := svc.d.Now().UTC()
 	s, err := svc.d.Store.UpdateSettings(ctx, tenantID, func(s *Settings) error {
 		s.defaults()
-		s.PrevKeyHash, s.PrevKeyValidUntil = "", time.Time{}
-		if svc.cfg.KeyGrace > 0 && s.KeyHash != "" {
-			s.PrevKeyHash, s.PrevKeyValidUntil = s.KeyHash, now.Add(svc.cfg.KeyGrace)
-		}
+		// The replaced key is kept (hashed) even without a grace period: it is
+		// refused then, but recognised as a stale page rather than a guess, so it
+		// does not count against the failure limits (Authorize).
+		s.PrevKeyHash, s.PrevKeyValidUntil = s.KeyHash, now.Add(svc.cfg.KeyGrace)
 		s.KeyHash, s.KeyRefreshedAt, s.UpdatedAt = HashKey(key), now, now
 		return nil
 	})

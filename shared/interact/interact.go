@@ -164,7 +164,9 @@ type CheckResult struct {
 }
 
 // ACS mints identities and tokens with a tenant's ACS connection string. Implemented
-// by the acs adapter. Errors never quote the connection string.
+// by the acs adapter. Errors never quote the connection string; a refused key, an
+// unreachable service and an error answer match ErrACSRefused, ErrACSUnreachable and
+// ErrACSFailed.
 type ACS interface {
 	// CreateIdentity creates a communication user with a token for scopes.
 	CreateIdentity(ctx context.Context, connectionString string, scopes []string) (ACSIdentity, error)
@@ -328,9 +330,54 @@ type authError struct{ reason string }
 func (e *authError) Error() string        { return "unauthorized: " + e.reason }
 func (e *authError) Is(target error) bool { return target == ErrUnauthorized }
 
-// RateLimitedError says the client failed too often; it may try again after RetryAfter.
-type RateLimitedError struct{ RetryAfter time.Duration }
+// RateLimitedError says there were too many failed attempts: from this client, or
+// (Tenant) for this tenant from all clients together. The client may try again after
+// RetryAfter.
+type RateLimitedError struct {
+	RetryAfter time.Duration
+	Tenant     bool
+}
 
 func (e *RateLimitedError) Error() string {
-	return fmt.Sprintf("too many failed attempts; retry after %s", e.RetryAfter)
+	scope := "from this client"
+	if e.Tenant {
+		scope = "for this tenant"
+	}
+	return fmt.Sprintf("too many failed attempts %s; retry after %s", scope, e.RetryAfter)
+}
+
+// Failures of Azure Communication Services, as the ACS port reports them (errors.Is).
+// The HTTP edge answers ErrACSRefused and ErrACSFailed with 502 and ErrACSUnreachable
+// with 503, to admins and widgets alike; the error text is for logs only.
+var (
+	// ErrACSRefused: ACS refused the signature (401/403): the tenant's access key is wrong.
+	ErrACSRefused = errors.New("ACS refused the access key")
+	// ErrACSUnreachable: no answer: DNS, connect, TLS, or a timeout.
+	ErrACSUnreachable = errors.New("ACS unreachable")
+	// ErrACSFailed: ACS answered something other than success (5xx, 429, a malformed
+	// answer), or the stored connection string could not be used.
+	ErrACSFailed = errors.New("ACS answered with an error")
+)
+
+// acsError is an ACS failure of a widget session: it matches its kind (one of the
+// ErrACS… errors) and nothing else, so no detail of the cause (a field error naming
+// the connection string, say) can reach the widget; Error() keeps the cause for logs.
+type acsError struct {
+	kind error
+	err  error
+}
+
+func (e *acsError) Error() string        { return e.err.Error() }
+func (e *acsError) Is(target error) bool { return target == e.kind }
+
+// asACSError classifies err from the ACS port (which names the operation) as an
+// *acsError; anything not recognised counts as ErrACSFailed.
+func asACSError(err error) error {
+	kind := ErrACSFailed
+	for _, k := range []error{ErrACSRefused, ErrACSUnreachable} {
+		if errors.Is(err, k) {
+			kind = k
+		}
+	}
+	return &acsError{kind: kind, err: err}
 }

@@ -6,14 +6,17 @@ import (
 	"time"
 )
 
-// Limiter rate-limits failed attempts per (tenant, client address) with a token
-// bucket: each failure takes a token; while a bucket holds less than one token the
-// client is refused without checking its credentials. Buckets refill at one token per
-// Refill up to Burst. Successes cost nothing.
+// Limiter rate-limits failed attempts per (tenant, client) key with a token bucket:
+// each failure takes a token; while a bucket holds less than one token the key is
+// refused without checking its credentials. Buckets refill at one token per Refill up
+// to Burst. Successes cost nothing.
+//
+// The Service keeps two: one per (tenant, client address) and one per tenant (client
+// ""), see Config.Limit and Config.TenantLimit.
 //
 // Memory is bounded: at most MaxClients buckets are kept. When full, buckets that have
 // refilled completely (equivalent to absent) are dropped first, then arbitrary ones;
-// a dropped client starts over with a full bucket, which only ever favours it, never
+// a dropped key starts over with a full bucket, which only ever favours it, never
 // locks anyone out. Safe for concurrent use.
 type Limiter struct {
 	burst      float64
@@ -62,7 +65,14 @@ func (l *Limiter) refill(b *bucket, now time.Time) {
 	}
 }
 
-// Allow reports whether the client may try now; if not, how long until it may.
+// wait is how long until b holds one token again (at least a second, for Retry-After).
+func (l *Limiter) wait(b *bucket) time.Duration {
+	d := time.Duration((1 - b.tokens) / l.perSecond * float64(time.Second))
+	return max(d, time.Second)
+}
+
+// Allow reports whether the client may try now; if not, how long until it may. It
+// takes nothing: see Take for attempts that may run concurrently.
 func (l *Limiter) Allow(tenantID, client string, now time.Time) (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -74,15 +84,48 @@ func (l *Limiter) Allow(tenantID, client string, now time.Time) (time.Duration, 
 	if b.tokens >= 1 {
 		return 0, true
 	}
-	wait := time.Duration((1 - b.tokens) / l.perSecond * float64(time.Second))
-	return max(wait, time.Second), false
+	return l.wait(b), false
+}
+
+// Take takes one attempt from the client's bucket up front, so that concurrent
+// attempts cannot overrun it: ok is false, with how long until one is available, when
+// the bucket holds less than one token. A taken attempt counts as a failure unless it
+// is given back with Return.
+func (l *Limiter) Take(tenantID, client string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(limitKey{tenantID, client}, now)
+	l.refill(b, now)
+	if b.tokens < 1 {
+		return l.wait(b), false
+	}
+	b.tokens--
+	return 0, true
+}
+
+// Return gives back an attempt taken by Take: the attempt did not fail. A bucket
+// dropped meanwhile is full already. (Full buckets stay until evicted: dropping them
+// here would cost an allocation on every success.)
+func (l *Limiter) Return(tenantID, client string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b, ok := l.buckets[limitKey{tenantID, client}]; ok {
+		l.refill(b, now)
+		b.tokens = math.Min(l.burst, b.tokens+1)
+	}
 }
 
 // Fail records one failed attempt of the client.
 func (l *Limiter) Fail(tenantID, client string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := limitKey{tenantID, client}
+	b := l.bucket(limitKey{tenantID, client}, now)
+	l.refill(b, now)
+	b.tokens = math.Max(0, b.tokens-1)
+}
+
+// bucket returns k's bucket, a full new one if there is none. Called with l.mu held.
+func (l *Limiter) bucket(k limitKey, now time.Time) *bucket {
 	b, ok := l.buckets[k]
 	if !ok {
 		if len(l.buckets) >= l.maxClients {
@@ -91,8 +134,7 @@ func (l *Limiter) Fail(tenantID, client string, now time.Time) {
 		b = &bucket{tokens: l.burst, last: now}
 		l.buckets[k] = b
 	}
-	l.refill(b, now)
-	b.tokens = math.Max(0, b.tokens-1)
+	return b
 }
 
 // evict makes room: first the buckets that are full again, then arbitrary ones down

@@ -28,9 +28,27 @@ type Config struct {
 	// CacheTTL bounds how long a cached settings row is trusted (default 2 s). It is
 	// the cross-instance staleness bound, see Service.
 	CacheTTL time.Duration
-	// Limit configures the failed-attempt limiter.
+	// Limit is the failed-attempt limit per (tenant, client address); zero fields take
+	// NewLimiter's defaults (10 attempts, then one per 6 s).
 	Limit LimitConfig
+	// TenantLimit is the failed-attempt limit per tenant across all client addresses;
+	// zero fields take DefaultTenantBurst, DefaultTenantRefill and 10,000 tenants
+	// tracked. Its burst and refill must stay well above one client's (Limit) so that
+	// one address alone can never exhaust it. Both limits are kept in memory by the
+	// Service: each instance of the app has its own.
+	TenantLimit LimitConfig
 }
+
+// Defaults of Config.TenantLimit: 100 failed attempts per tenant, then one a second.
+// One address gets at most 10 and then one per 6 s (Config.Limit), so it can never
+// empty the tenant's bucket on its own. Ten addresses at once, or seven failing at
+// their full rate, can; every attempt for the tenant, right key included, is then
+// refused (*RateLimitedError with Tenant set) until the failures stop, for at most
+// DefaultTenantRefill after the last one.
+const (
+	DefaultTenantBurst  = 100
+	DefaultTenantRefill = time.Second
+)
 
 // DefaultCacheTTL is Config.CacheTTL's default.
 const DefaultCacheTTL = 2 * time.Second
@@ -69,7 +87,8 @@ type Deps struct {
 type Service struct {
 	cfg     Config
 	d       Deps
-	limiter *Limiter
+	clients *Limiter // per (tenant, client address)
+	tenants *Limiter // per tenant (client "")
 
 	mu      sync.RWMutex
 	cache   map[string]*entry
@@ -100,7 +119,14 @@ func NewService(cfg Config, d Deps) *Service {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Service{cfg: cfg, d: d, limiter: NewLimiter(cfg.Limit),
+	tl := cfg.TenantLimit
+	if tl.Burst <= 0 {
+		tl.Burst = DefaultTenantBurst
+	}
+	if tl.Refill <= 0 {
+		tl.Refill = DefaultTenantRefill
+	}
+	return &Service{cfg: cfg, d: d, clients: NewLimiter(cfg.Limit), tenants: NewLimiter(tl),
 		cache: map[string]*entry{}, loading: map[string]*load{}}
 }
 
@@ -203,6 +229,12 @@ func (e *entry) matches(sum *[sha256.Size]byte, now time.Time) bool {
 	return cur|prev == 1
 }
 
+// stale reports whether the key is the previous one (a widget page loaded before the
+// last refresh), whether or not its grace period is over.
+func (e *entry) stale(sum *[sha256.Size]byte) bool {
+	return e.hasPrev && subtle.ConstantTimeCompare(sum[:], e.prev[:]) == 1
+}
+
 func boolInt(b bool) int {
 	if b {
 		return 1
@@ -215,27 +247,43 @@ type Request struct {
 	TenantID string // lower-case GUID from the path
 	Key      string // X-Widget-Key
 	Token    string // bearer token without "Bearer ", or ""
-	Client   string // client address, for rate limiting only
+	Client   string // the client's address as the platform vouches for it, for rate limiting only
 	Origin   string // Origin header, or "" (non-browser callers)
 }
 
-// Authorize checks a widget request in this order: rate limit (*RateLimitedError),
+// Authorize checks a widget request in this order: rate limits (*RateLimitedError),
 // tenant and key (ErrUnauthorized; an unknown tenant is indistinguishable from a wrong
 // key), enabled (ErrDisabled), origin when one is sent (ErrOriginNotAllowed), token
-// per the tenant's mode (ErrUnauthorized). Key and token failures count against the
-// (tenant, client) limiter. It returns the tenant's settings. Other errors are
-// storage failures.
+// per the tenant's mode (ErrUnauthorized). It returns the tenant's settings. Other
+// errors are storage failures.
+//
+// Key and token failures count against two limits: the (tenant, client) one and the
+// tenant's across all clients (Config.Limit, Config.TenantLimit). The attempt is taken
+// from both before any check, so concurrent attempts cannot overrun them, and given
+// back unless it failed. The previous widget key after its grace period (a page loaded
+// before the last refresh) is refused without counting: it is no guess.
 func (svc *Service) Authorize(ctx context.Context, r Request) (Settings, error) {
 	now := svc.d.Now()
-	if wait, ok := svc.limiter.Allow(r.TenantID, r.Client, now); !ok {
+	if wait, ok := svc.clients.Take(r.TenantID, r.Client, now); !ok {
 		return Settings{}, &RateLimitedError{RetryAfter: wait}
 	}
+	if wait, ok := svc.tenants.Take(r.TenantID, "", now); !ok {
+		svc.clients.Return(r.TenantID, r.Client, now)
+		return Settings{}, &RateLimitedError{RetryAfter: wait, Tenant: true}
+	}
+	failed := false
+	defer func() {
+		if !failed {
+			svc.clients.Return(r.TenantID, r.Client, now)
+			svc.tenants.Return(r.TenantID, "", now)
+		}
+	}()
 	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(r.Key))))
 	e, err := svc.settings(ctx, r.TenantID, false)
 	if err != nil {
 		return Settings{}, err
 	}
-	if !e.matches(&sum, now) && e.found {
+	if !e.matches(&sum, now) && e.found && !e.stale(&sum) {
 		// The key may be newer than our cached row (refreshed on another instance):
 		// re-read before refusing, so a new key never fails.
 		if e, err = svc.settings(ctx, r.TenantID, true); err != nil {
@@ -243,7 +291,10 @@ func (svc *Service) Authorize(ctx context.Context, r Request) (Settings, error) 
 		}
 	}
 	if !e.found || !e.matches(&sum, now) {
-		svc.limiter.Fail(r.TenantID, r.Client, now)
+		if e.found && e.stale(&sum) {
+			return Settings{}, &authError{"previous widget key"}
+		}
+		failed = true
 		return Settings{}, &authError{"widget key"}
 	}
 	s := e.s
@@ -255,7 +306,7 @@ func (svc *Service) Authorize(ctx context.Context, r Request) (Settings, error) 
 	}
 	if s.AuthMode == ModeVerifyToken || s.AuthMode == ModeVerifyTokenAndTenant {
 		if err := svc.verifyToken(ctx, s, r.Token); err != nil {
-			svc.limiter.Fail(r.TenantID, r.Client, now)
+			failed = true
 			return Settings{}, err
 		}
 	}
@@ -349,7 +400,9 @@ var errNotRecoverable = errors.New("session not recoverable")
 // req.SessionID naming the same customer's session that is still open, or was closed
 // no longer than the recovery timeout ago, that session is recovered (reopened);
 // otherwise a new one starts. With an ACS connection string configured the session
-// gets an ACS identity (new, or the recovered session's) and a fresh token.
+// gets an ACS identity (new, or the recovered session's) and a fresh token; when ACS
+// fails, the error matches exactly one of ErrACSRefused, ErrACSUnreachable and
+// ErrACSFailed, and no session is created (a recovered one stays reopened).
 func (svc *Service) StartSession(ctx context.Context, s Settings, req StartRequest) (Started, error) {
 	if err := checkCustomer(req.CustomerID); err != nil {
 		return Started{}, err
@@ -369,7 +422,7 @@ func (svc *Service) StartSession(ctx context.Context, s Settings, req StartReque
 			if conn != "" && sess.ACSIdentity != "" {
 				id, err := svc.d.ACS.IssueToken(ctx, conn, sess.ACSIdentity, TokenScopes)
 				if err != nil {
-					return Started{}, fmt.Errorf("issue ACS token: %w", err)
+					return Started{}, asACSError(err)
 				}
 				out.ACS.Identity = &id
 				return out, nil
@@ -381,7 +434,7 @@ func (svc *Service) StartSession(ctx context.Context, s Settings, req StartReque
 			// identity for it below.
 			id, err := svc.d.ACS.CreateIdentity(ctx, conn, TokenScopes)
 			if err != nil {
-				return Started{}, fmt.Errorf("create ACS identity: %w", err)
+				return Started{}, asACSError(err)
 			}
 			if _, err := svc.d.Store.UpdateSession(ctx, s.TenantID, sess.ID, func(x *Session) error { x.ACSIdentity = id.ID; return nil }); err != nil {
 				return Started{}, fmt.Errorf("start session: %w", err)
@@ -398,7 +451,7 @@ func (svc *Service) StartSession(ctx context.Context, s Settings, req StartReque
 	if conn != "" {
 		ident, err := svc.d.ACS.CreateIdentity(ctx, conn, TokenScopes)
 		if err != nil {
-			return Started{}, fmt.Errorf("create ACS identity: %w", err)
+			return Started{}, asACSError(err)
 		}
 		sess.ACSIdentity, id = ident.ID, &ident
 	}

@@ -77,11 +77,15 @@ type fakeACS struct {
 	created int
 	issued  []string
 	check   interact.CheckResult
+	err     error // CreateIdentity's answer when set
 }
 
 func (f *fakeACS) CreateIdentity(_ context.Context, conn string, _ []string) (interact.ACSIdentity, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.err != nil {
+		return interact.ACSIdentity{}, f.err
+	}
 	f.created++
 	return interact.ACSIdentity{ID: fmt.Sprintf("8:acs:user-%d", f.created), Token: "tok", ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
@@ -400,6 +404,89 @@ func TestLimiterMemoryIsBounded(t *testing.T) {
 	}
 }
 
+func TestReturnedAttemptsCostNothing(t *testing.T) {
+	l := interact.NewLimiter(interact.LimitConfig{Burst: 2})
+	now := time.Now()
+	for i := 0; i < 10; i++ {
+		if _, ok := l.Take(tenantA, "x", now); !ok {
+			t.Fatalf("attempt %d after %d returned ones: refused", i+1, i)
+		}
+		l.Return(tenantA, "x", now)
+	}
+	l.Take(tenantA, "x", now)
+	l.Take(tenantA, "x", now)
+	if wait, ok := l.Take(tenantA, "x", now); ok || wait <= 0 {
+		t.Fatalf("third attempt of a burst of 2 in flight: ok=%v wait=%s; want refused with a wait", ok, wait)
+	}
+}
+
+// Many clients failing at once, while the settings are read slowly, get no more
+// attempts than the tenant's burst: attempts are taken before the checks run.
+func TestConcurrentFailuresDoNotOverrunTheTenantLimit(t *testing.T) {
+	f := setup(t, interact.Config{TenantLimit: interact.LimitConfig{Burst: 20}})
+	f.enable(t, tenantA, interact.Patch{})
+	f.deps.Store = &slowStore{Store: f.store}
+	f.svc = interact.NewService(interact.Config{TenantLimit: interact.LimitConfig{Burst: 20}}, f.deps)
+	ctx := context.Background()
+	var unauthorized, limited atomic.Int64
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r := req(tenantA, "guess")
+			r.Client = fmt.Sprint("10.0.", i/250, ".", i%250)
+			_, err := f.svc.Authorize(ctx, r)
+			var rl *interact.RateLimitedError
+			switch {
+			case errors.As(err, &rl) && rl.Tenant:
+				limited.Add(1)
+			case errors.Is(err, interact.ErrUnauthorized):
+				unauthorized.Add(1)
+			default:
+				t.Errorf("unexpected: %v", err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if unauthorized.Load() != 20 || limited.Load() != 180 {
+		t.Fatalf("%d guesses checked, %d refused by the tenant limit; want 20 and 180", unauthorized.Load(), limited.Load())
+	}
+}
+
+// The tenant's limit holds across clients; the right key waits too while it is spent,
+// and works again one refill after the last failure. Other tenants are unaffected.
+func TestTenantLimitAcrossClients(t *testing.T) {
+	f := setup(t, interact.Config{TenantLimit: interact.LimitConfig{Burst: 20, Refill: 2 * time.Second}})
+	key := f.enable(t, tenantA, interact.Patch{})
+	keyB := f.enable(t, tenantB, interact.Patch{})
+	ctx := context.Background()
+	client := func(i int, tenantID, key string) interact.Request {
+		r := req(tenantID, key)
+		r.Client = fmt.Sprint("client-", i)
+		return r
+	}
+	for i := 0; i < 20; i++ {
+		if _, err := f.svc.Authorize(ctx, client(i, tenantA, "guess")); !errors.Is(err, interact.ErrUnauthorized) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	var rl *interact.RateLimitedError
+	if _, err := f.svc.Authorize(ctx, client(99, tenantA, key)); !errors.As(err, &rl) || !rl.Tenant || rl.RetryAfter != 2*time.Second {
+		t.Fatalf("right key, fresh client, budget spent: %v; want the tenant's limit, retry after 2s", err)
+	}
+	if _, err := f.svc.Authorize(ctx, client(0, tenantB, keyB)); err != nil {
+		t.Fatalf("another tenant: %v", err)
+	}
+	f.clock.Add(2 * time.Second)
+	if _, err := f.svc.Authorize(ctx, client(99, tenantA, key)); err != nil {
+		t.Fatalf("after one refill: %v", err)
+	}
+}
+
 func TestSessionsAreCreatedRecoveredAndExpire(t *testing.T) {
 	f := setup(t, interact.Config{})
 	key := f.enable(t, tenantA, interact.Patch{RecoveryTimeoutSeconds: ptr(20)})
@@ -454,6 +541,40 @@ func TestSessionsAreCreatedRecoveredAndExpire(t *testing.T) {
 		var fe *fault.FieldError
 		if _, err := f.svc.StartSession(ctx, s, r); !errors.As(err, &fe) || fe.Field != strings.TrimSpace(name) {
 			t.Errorf("%q: %v; want a FieldError naming %s", name, err, strings.TrimSpace(name))
+		}
+	}
+}
+
+// An ACS failure of a session is exactly one of the three kinds, and nothing of its
+// cause (a field error naming the connection string) shows through.
+func TestSessionACSFailuresAreClassified(t *testing.T) {
+	f := setup(t, interact.Config{})
+	conn := "endpoint=https://contoso.communication.azure.com/;accesskey=c2VjcmV0"
+	key := f.enable(t, tenantA, interact.Patch{ACSConnectionString: &conn})
+	ctx := context.Background()
+	s, err := f.svc.Authorize(ctx, req(tenantA, key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := []error{interact.ErrACSRefused, interact.ErrACSUnreachable, interact.ErrACSFailed}
+	for _, tc := range []struct {
+		cause error
+		want  error
+	}{
+		{fmt.Errorf("create ACS identity: %w (HTTP 401)", interact.ErrACSRefused), interact.ErrACSRefused},
+		{fmt.Errorf("create ACS identity: %w: i/o timeout", interact.ErrACSUnreachable), interact.ErrACSUnreachable},
+		{fmt.Errorf("create ACS identity: %w", fault.Invalid("acsConnectionString", "must be ...")), interact.ErrACSFailed},
+	} {
+		f.acs.err = tc.cause
+		_, err := f.svc.StartSession(ctx, s, interact.StartRequest{CustomerID: "c"})
+		for _, k := range kinds {
+			if errors.Is(err, k) != (k == tc.want) {
+				t.Errorf("%v: errors.Is(%v) = %v", tc.cause, k, !(k == tc.want))
+			}
+		}
+		var fe *fault.FieldError
+		if errors.As(err, &fe) || fault.IsPermanent(err) {
+			t.Errorf("%v: the cause shows through: %v", tc.cause, err)
 		}
 	}
 }

@@ -187,13 +187,26 @@ type Health struct {
 	Account2      AccountStatus  `json:"account2,omitzero"`
 	Application   AccountStatus  `json:"application,omitzero"`
 	LastPollAt    time.Time      `json:"lastPollAt,omitzero"`
-	LastPollTook  time.Duration  `json:"lastPollTookNs,omitempty"`
-	Agents        int            `json:"agents"`
-	LastChanged   int            `json:"lastChanged"`     // presences written by the last poll
-	Requests      int            `json:"lastRequests"`    // Graph requests made by the last poll
-	OfflinePolls  int            `json:"allOfflinePolls"` // consecutive polls with every agent Offline
-	Warnings      []Warning      `json:"warnings,omitempty"`
-	Generation    int64          `json:"generation"` // bumped with every presence write; lets a refresher trust its cache
+	// LastReadAt is the last poll a credential answered in full: stored presences are
+	// as of then (see Config.MaxAge and Stale).
+	LastReadAt   time.Time     `json:"lastReadAt,omitzero"`
+	LastPollTook time.Duration `json:"lastPollTookNs,omitempty"`
+	Agents       int           `json:"agents"`
+	LastChanged  int           `json:"lastChanged"`     // presences written by the last poll
+	Requests     int           `json:"lastRequests"`    // Graph requests made by the last poll
+	OfflinePolls int           `json:"allOfflinePolls"` // consecutive polls with every agent Offline
+	Warnings     []Warning     `json:"warnings,omitempty"`
+	Generation   int64         `json:"generation"` // bumped with every presence write; lets a refresher trust its cache
+}
+
+// Stale reports whether the tenant's stored presence is older than maxAge at now: no
+// credential has answered within maxAge (or ever). A tenant without health (never
+// polled) is not judged.
+func (h Health) Stale(now time.Time, maxAge time.Duration) bool {
+	if h.TenantID == "" {
+		return false
+	}
+	return h.LastReadAt.IsZero() || now.Sub(h.LastReadAt) > maxAge
 }
 
 // Store keeps presences and presence health. Implementations are safe for concurrent

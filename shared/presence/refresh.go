@@ -37,6 +37,10 @@ type Config struct {
 	// Source labels what the Reader returns: SourceExtended for Graph (default),
 	// SourceSimulated for the local runner's simulated tenant.
 	Source Source
+	// MaxAge is how long presence stays good after the last poll a credential
+	// answered (default 3 min). Older, it is stale: health warns, and routing treats it
+	// as unknown unless a service allows routing on stale presence (see routing).
+	MaxAge time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -61,14 +65,21 @@ func (c Config) withDefaults() Config {
 	if c.Source == "" {
 		c.Source = SourceExtended
 	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = DefaultMaxAge
+	}
 	return c
 }
+
+// DefaultMaxAge is Config.MaxAge's default: twelve polls at the default schedule.
+const DefaultMaxAge = 3 * time.Minute
 
 // Warning codes in Health.Warnings.
 const (
 	WarnAccount1Failing = "Account1Failing"
 	WarnBasicPresence   = "BasicPresence"
 	WarnPrivacyMode     = "PrivacyMode"
+	WarnStalePresence   = "StalePresence"
 )
 
 // PrivacyModeFix is the PowerShell that turns Teams' Enhanced Presence Privacy Mode off.
@@ -329,6 +340,9 @@ func (r *Refresher) refresh(ctx context.Context, t tenant.Tenant) (Result, error
 			h.OfflinePolls = 0
 		}
 		h.LastPollAt, h.LastPollTook = now, now.Sub(start)
+		if res.Active != CredBasic && readErr == nil {
+			h.LastReadAt = now
+		}
 		h.Agents, h.LastChanged, h.Requests = len(ids), len(changed), res.Requests
 		ws := warnings(t, h, r.cfg)
 		res.WarningsChanged = codes(ws) != codes(h.Warnings)
@@ -410,7 +424,13 @@ func (r *Refresher) credentials(ctx context.Context, t tenant.Tenant, h Health, 
 		c.Password = pw
 		out = append(out, attempt{cred: c})
 	}
-	return out
+	// Last, before basic presence: the application permission, where the tenant
+	// consented to it (refused otherwise, and then left alone like a refused account).
+	app := Credential{Kind: CredApplication}
+	if s := h.status(CredApplication); !s.OK && !s.CheckedAt.IsZero() && now.Sub(s.CheckedAt) < r.cfg.AccountRetry {
+		return append(out, attempt{cred: app, err: errNotTried})
+	}
+	return append(out, attempt{cred: app})
 }
 
 // readAll reads every id in chunks, a bounded number in flight. It stops at the first
@@ -580,6 +600,15 @@ func warnings(t tenant.Tenant, h *Health, cfg Config) []Warning {
 		w = append(w, Warning{Code: WarnAccount1Failing,
 			Message: "Presence account 1 is refused (" + h.Account1.ErrorCode + "); account 2 is in use.",
 			Fix:     "Fix presence account 1; it is tried again every " + cfg.AccountRetry.String() + "."})
+	}
+	if age := h.LastPollAt.Sub(h.LastReadAt); h.LastReadAt.IsZero() || age > cfg.MaxAge {
+		since := "no credential has answered yet"
+		if !h.LastReadAt.IsZero() {
+			since = "it was last read " + age.Round(time.Second).String() + " before the last poll"
+		}
+		w = append(w, Warning{Code: WarnStalePresence,
+			Message: "Presence is stale (" + since + "): routing treats it as unknown, except in services that allow routing on stale presence.",
+			Fix:     "Restore a presence credential (see the other warnings and the last error)."})
 	}
 	if h.OfflinePolls >= cfg.PrivacyModePolls {
 		w = append(w, Warning{Code: WarnPrivacyMode,

@@ -215,27 +215,50 @@ func TestAccount1FailureFallsBackToAccount2AndReturnsWhenItRecovers(t *testing.T
 	}
 }
 
-func TestBothAccountsFailingFallsBackToBasicPresence(t *testing.T) {
-	f := setup(t, 3, presence.Config{})
+// Both accounts refused: the application permission answers where the tenant
+// consented to it; refused too, basic presence (the last availability, no activity),
+// and once no credential has answered for longer than MaxAge, presence is stale.
+func TestBothAccountsFailingFallBackToTheApplicationThenBasicThenStale(t *testing.T) {
+	f := setup(t, 3, presence.Config{MaxAge: time.Minute})
 	f.rd.set(agentID(1), presence.Busy, presence.ActivityInACall)
 	f.poll(t)
 	f.rd.refuse[presence.CredAccount1] = "AADSTS53003"
 	f.rd.refuse[presence.CredAccount2] = "AADSTS50126"
 	res := f.poll(t)
-	if res.Active != presence.CredBasic || res.Changed != 3 {
-		t.Fatalf("both refused: active %s changed %d", res.Active, res.Changed)
+	if res.Active != presence.CredApplication || res.Changed != 0 || res.Health.LastReadAt != f.clk.t {
+		t.Fatalf("both accounts refused, application consented: active %s changed %d read at %v", res.Active, res.Changed, res.Health.LastReadAt)
+	}
+	f.rd.refuse[presence.CredApplication] = "HTTP403"
+	f.clk.advance(10 * time.Minute) // ten minutes on, the application is refused too
+	lastRead := res.Health.LastReadAt
+	res = f.poll(t)
+	if res.Active != presence.CredBasic || res.Changed != 3 || !res.Health.LastReadAt.Equal(lastRead) {
+		t.Fatalf("every credential refused: active %s changed %d read at %v", res.Active, res.Changed, res.Health.LastReadAt)
 	}
 	p := f.stored(t, agentID(1))
 	if p.Source != presence.SourceBasic || p.Availability != presence.Busy || p.Activity != "" {
 		t.Fatalf("basic presence %+v: want last availability, no activity", p)
 	}
 	h := res.Health
-	if h.Account1.ErrorCode != "AADSTS53003" || h.Account2.ErrorCode != "AADSTS50126" || h.Warnings[0].Code != presence.WarnBasicPresence {
+	if h.Account1.ErrorCode != "AADSTS53003" || h.Account2.ErrorCode != "AADSTS50126" || h.Application.ErrorCode != "HTTP403" ||
+		!hasWarning(h, presence.WarnBasicPresence) || !hasWarning(h, presence.WarnStalePresence) {
 		t.Fatalf("health %+v", h)
+	}
+	if !h.Stale(f.clk.t, time.Minute) || h.Stale(lastRead.Add(time.Minute), time.Minute) {
+		t.Fatalf("stale: read at %v, now %v", lastRead, f.clk.t)
 	}
 	if res := f.poll(t); res.Changed != 0 {
 		t.Fatalf("basic presence rewritten every poll: %d", res.Changed)
 	}
+}
+
+func hasWarning(h presence.Health, code string) bool {
+	for _, w := range h.Warnings {
+		if w.Code == code {
+			return true
+		}
+	}
+	return false
 }
 
 func TestWrongOrMissingPasswordIsReportedAndTheOtherAccountUsed(t *testing.T) {
@@ -252,7 +275,7 @@ func TestWrongOrMissingPasswordIsReportedAndTheOtherAccountUsed(t *testing.T) {
 	must(t, g.store.PutTenant(context.Background(), tn))
 	g.clk.advance(time.Second)
 	res, err := g.r.RefreshTenant(context.Background(), tn.ID)
-	if err != nil || res.Active != presence.CredBasic || res.Health.Account1.ErrorCode != "PasswordNotSet" || res.Health.Account2.ErrorCode != "PasswordNotSet" {
+	if err != nil || res.Active != presence.CredApplication || res.Health.Account1.ErrorCode != "PasswordNotSet" || res.Health.Account2.ErrorCode != "PasswordNotSet" {
 		t.Fatalf("no passwords: %v, active %s, health %+v", err, res.Active, res.Health)
 	}
 }

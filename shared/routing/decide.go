@@ -12,30 +12,31 @@ import (
 
 // Reason codes of an explain entry: why an agent was chosen, passed over or skipped.
 const (
-	ReasonChosen       = "Chosen"       // offered the task
-	ReasonEligible     = "Eligible"     // eligible, ranked after the chosen
-	ReasonLostRace     = "LostRace"     // eligible, but another service reserved the agent first
-	ReasonAlreadyTried = "AlreadyTried" // offered this task before and did not take it; others go first
-	ReasonNotMember    = "NotMember"    // not a member of the service (not listed, only counted)
-	ReasonInactive     = "Inactive"     // switched the Teams-based service's active flag off
-	ReasonOffDuty      = "OffDuty"      // OffDuty responsibility profile
-	ReasonNotOnDuty    = "NotOnDuty"    // the duty profile does not name this service
-	ReasonMissingSkill = "MissingSkill" // lacks a required skill or level (Detail names it)
-	ReasonZeroWeight   = "ZeroWeight"   // weight 0 in a weighted-random service
-	ReasonNoPresence   = "NoPresence"   // no presence known
-	ReasonOffline      = "Offline"
-	ReasonUnknown      = "PresenceUnknown"
-	ReasonDoNotDisturb = "DoNotDisturb"
-	ReasonPresenting   = "Presenting"
-	ReasonInACall      = "InACall"           // extended presence: Busy in a call (never delivered)
-	ReasonInConference = "InAConferenceCall" // extended presence: in a conference call
-	ReasonBusy         = "BusyNotAllowed"    // Busy, and the service does not allow Busy
-	ReasonAway         = "AwayNotAllowed"    // Away/BeRightBack, and the service does not allow Away
-	ReasonRinging      = "Ringing"           // reserved for or ringing with one of our tasks (any service)
-	ReasonConnected    = "Connected"         // connected to one of our tasks (any service)
-	ReasonRONA         = "RONA"              // blocked after a no-answer or decline
-	ReasonACW          = "ACW"               // in after-call work
-	ReasonNotRouting   = "ServiceNotRouting" // the service is PendingDeletion or of type None
+	ReasonChosen        = "Chosen"       // offered the task
+	ReasonEligible      = "Eligible"     // eligible, ranked after the chosen
+	ReasonLostRace      = "LostRace"     // eligible, but another service reserved the agent first
+	ReasonAlreadyTried  = "AlreadyTried" // offered this task before and did not take it; others go first
+	ReasonNotMember     = "NotMember"    // not a member of the service (not listed, only counted)
+	ReasonInactive      = "Inactive"     // switched the Teams-based service's active flag off
+	ReasonOffDuty       = "OffDuty"      // OffDuty responsibility profile
+	ReasonNotOnDuty     = "NotOnDuty"    // the duty profile does not name this service
+	ReasonMissingSkill  = "MissingSkill" // lacks a required skill or level (Detail names it)
+	ReasonZeroWeight    = "ZeroWeight"   // weight 0 in a weighted-random service
+	ReasonNoPresence    = "NoPresence"   // no presence known
+	ReasonOffline       = "Offline"
+	ReasonUnknown       = "PresenceUnknown"
+	ReasonPresenceStale = "PresenceStale" // presence not read lately (no credential answers): unknown
+	ReasonDoNotDisturb  = "DoNotDisturb"
+	ReasonPresenting    = "Presenting"
+	ReasonInACall       = "InACall"           // extended presence: Busy in a call (never delivered)
+	ReasonInConference  = "InAConferenceCall" // extended presence: in a conference call
+	ReasonBusy          = "BusyNotAllowed"    // Busy, and the service does not allow Busy
+	ReasonAway          = "AwayNotAllowed"    // Away/BeRightBack, and the service does not allow Away
+	ReasonRinging       = "Ringing"           // reserved for or ringing with one of our tasks (any service)
+	ReasonConnected     = "Connected"         // connected to one of our tasks (any service)
+	ReasonRONA          = "RONA"              // blocked after a no-answer or decline
+	ReasonACW           = "ACW"               // in after-call work
+	ReasonNotRouting    = "ServiceNotRouting" // the service is PendingDeletion or of type None
 )
 
 // PresenceReason applies the service's presence policy (SPEC §4) to one agent's
@@ -102,6 +103,11 @@ type Input struct {
 	// Rand draws for WeightedRandom; nil uses a generator seeded from the task id
 	// and attempt, so a decision is reproducible.
 	Rand *rand.Rand
+	// PresenceStale says the tenant's presence is older than the presence bound (no
+	// credential has read it lately): members are skipped as PresenceStale, unless the
+	// service routes on stale presence (Distribution.RouteOnStalePresence), which
+	// applies the basic-presence rules to the last availability.
+	PresenceStale bool
 }
 
 // Decision is the outcome of Decide: who of the service's members may take the task,
@@ -355,7 +361,16 @@ func (dr *Decider) Decide(in Input) *Decision {
 			detail = dr.missingDetail(req, miss)
 		}
 		if reason == "" {
-			reason = presenceReason(&m.Presence, m.HasPresence, dist)
+			switch {
+			case !in.PresenceStale:
+				reason = presenceReason(&m.Presence, m.HasPresence, dist)
+			case dist.RouteOnStalePresence:
+				p := m.Presence
+				p.Source = presence.SourceBasic // an activity that old says nothing
+				reason = presenceReason(&p, m.HasPresence, dist)
+			default:
+				reason = ReasonPresenceStale
+			}
 		}
 		var w int
 		if reason == "" && strategy == WeightedRandom {

@@ -24,9 +24,11 @@ type Tenants interface {
 	GetTenant(ctx context.Context, id string) (tenant.Tenant, error)
 }
 
-// Presences is what the engine reads of presence (presence.Store satisfies it).
+// Presences is what the engine reads of presence (presence.Store satisfies it): the
+// tenant's presence health, to know whether its presence is stale. The presences
+// themselves come with the roster (Store.LoadMatch).
 type Presences interface {
-	LoadPresences(ctx context.Context, tenantID string) ([]presence.Presence, error)
+	GetHealth(ctx context.Context, tenantID string) (presence.Health, error)
 }
 
 // CallControl acts on calls for routing's decisions (package calls implements it):
@@ -63,6 +65,10 @@ type Options struct {
 	Store     Store
 	Tenants   Tenants
 	Presences Presences
+	// PresenceMaxAge is how long a tenant's presence stays good after a credential
+	// last read it (presence.Health.LastReadAt); 0 = presence.DefaultMaxAge. Older, it
+	// is stale (Input.PresenceStale). Read with the tenant, and cached as long.
+	PresenceMaxAge time.Duration
 	// Sender sends kicks to Queue; nil sends nothing (tests of the pure flow).
 	Sender queue.Sender
 	Queue  string
@@ -91,10 +97,12 @@ type Engine struct {
 	log       func(context.Context) *slog.Logger
 	calls     CallControl
 
-	mu    sync.Mutex
-	cache map[string]cachedTenant
-	woken map[string]wakeWindowState // tenant\x00service → this instance's wakes in the current window
-	self  string                     // this engine's id in the message ids of its immediate wakes
+	mu     sync.Mutex
+	cache  map[string]cachedTenant
+	health map[string]cachedHealth
+	maxAge time.Duration
+	woken  map[string]wakeWindowState // tenant\x00service → this instance's wakes in the current window
+	self   string                     // this engine's id in the message ids of its immediate wakes
 
 	flights flights // kicks of one service coalesce (Kick)
 }
@@ -117,18 +125,27 @@ type cachedTenant struct {
 	at time.Time
 }
 
+type cachedHealth struct {
+	h  presence.Health // zero when none exists yet
+	at time.Time
+}
+
 // NewEngine returns an engine.
 func NewEngine(o Options) *Engine {
 	var self [8]byte
 	_, _ = crand.Read(self[:])
 	e := &Engine{store: o.Store, tenants: o.Tenants, presences: o.Presences, sender: o.Sender, queue: o.Queue,
-		now: o.Now, ttl: o.TenantCacheTTL, log: o.Log, calls: o.Calls, cache: map[string]cachedTenant{},
-		woken: map[string]wakeWindowState{}, self: hex.EncodeToString(self[:])}
+		now: o.Now, ttl: o.TenantCacheTTL, log: o.Log, calls: o.Calls, cache: map[string]cachedTenant{}, health: map[string]cachedHealth{},
+		maxAge: o.PresenceMaxAge,
+		woken:  map[string]wakeWindowState{}, self: hex.EncodeToString(self[:])}
 	if e.now == nil {
 		e.now = time.Now
 	}
 	if e.ttl == 0 {
 		e.ttl = 5 * time.Second
+	}
+	if e.maxAge <= 0 {
+		e.maxAge = presence.DefaultMaxAge
 	}
 	if e.log == nil {
 		e.log = func(context.Context) *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -256,6 +273,30 @@ func (e *Engine) tenant(ctx context.Context, id string) (tenant.Tenant, error) {
 		e.mu.Unlock()
 	}
 	return t, nil
+}
+
+// presenceStale reports whether the tenant's presence is stale at now (see
+// presence.Health.Stale), from health read at most TenantCacheTTL ago. A health that
+// cannot be read does not stop routing: it is logged and the presence taken as good.
+func (e *Engine) presenceStale(ctx context.Context, tenantID string, now time.Time) bool {
+	if e.presences == nil {
+		return false
+	}
+	e.mu.Lock()
+	c, ok := e.health[tenantID]
+	e.mu.Unlock()
+	if !ok || e.ttl <= 0 || now.Sub(c.at) >= e.ttl {
+		h, err := e.presences.GetHealth(ctx, tenantID)
+		if err != nil && !errors.Is(err, fault.ErrNotFound) {
+			e.log(ctx).Warn("presence health not read; presence taken as current", "tenant", tenantID, "err", err)
+			return false
+		}
+		c = cachedHealth{h: h, at: now}
+		e.mu.Lock()
+		e.health[tenantID] = c
+		e.mu.Unlock()
+	}
+	return c.h.Stale(now, e.maxAge)
 }
 
 // KickResult says what one kick did.
@@ -389,6 +430,7 @@ func (e *Engine) match(ctx context.Context, tenantID, serviceID, reason string) 
 	})
 	now := e.now()
 	pool := newPool(q.Members)
+	pool.stale = e.presenceStale(ctx, tenantID, now)
 	var dr Decider // one per kick: the decisions of its tasks reuse its memory
 	claimFirst := false
 	for i := range tasks {
@@ -459,6 +501,7 @@ func (e *Engine) match(ctx context.Context, tenantID, serviceID, reason string) 
 type agentPool struct {
 	members []Member
 	index   map[string]int
+	stale   bool // the tenant's presence is stale (Input.PresenceStale)
 }
 
 func newPool(members []Member) *agentPool {
@@ -528,7 +571,7 @@ func (e *Engine) route(ctx context.Context, dr *Decider, svc *Service, task *Tas
 	ring := svc.RingTimeout()
 	tried := map[string]bool{}
 	waiting := *task // as it was read: the base of decisions, and what a failed claim goes back to
-	d := dr.Decide(Input{Service: *svc, Task: waiting, Members: pool.members, Now: now})
+	d := dr.Decide(Input{Service: *svc, Task: waiting, Members: pool.members, Now: now, PresenceStale: pool.stale})
 	// pick takes up to n untried eligible agents from d, best first.
 	pick := func(n int) []string {
 		var out []string
@@ -562,7 +605,7 @@ func (e *Engine) route(ctx context.Context, dr *Decider, svc *Service, task *Tas
 			case errors.Is(err, fault.ErrPrecondition), errors.Is(err, fault.ErrNotFound), errors.Is(err, fault.ErrConflict):
 				lost = append(lost, id)
 				e.refresh(ctx, svc, pool, id)
-				d = dr.Decide(Input{Service: *svc, Task: waiting, Members: pool.members, Now: now})
+				d = dr.Decide(Input{Service: *svc, Task: waiting, Members: pool.members, Now: now, PresenceStale: pool.stale})
 				pending = append(pending, pick(want-len(chosen)-len(pending))...)
 			case err != nil:
 				return fmt.Errorf("reserve agent: %w", err)

@@ -555,3 +555,40 @@ func TestUnknownServiceOrTenantIsPermanent(t *testing.T) {
 func TestConcurrentKicksNeverDoubleBook(t *testing.T) {
 	storetest.RunKickRace(t, inmem.New(), 50, 30)
 }
+
+// Presence that no credential has read within the bound is stale: nobody is offered a
+// task on it (an agent who went home keeps no calls), unless the service routes on
+// stale presence, which uses the last availability by the basic rules.
+func TestStalePresenceIsUnknownUnlessTheServiceAllowsIt(t *testing.T) {
+	f := newFixture(t, 2, routing.Service{ID: "sales", Type: routing.TeamsBased})
+	ctx := context.Background()
+	readAt := f.clock.now()
+	if _, err := f.store.UpdateHealth(ctx, tid, func(h *presence.Health) error {
+		h.Active, h.LastReadAt, h.LastPollAt = presence.CredBasic, readAt, readAt
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.call(t, "sales", "c1")
+	if r := f.kick(t, "sales"); r.Offered != 1 {
+		t.Fatalf("presence read just now is good: %+v", r)
+	}
+	f.clock.add(presence.DefaultMaxAge + time.Second)
+	f.call(t, "sales", "c2")
+	if r := f.kick(t, "sales"); r.Offered != 0 {
+		t.Fatalf("stale presence routed: %+v", r)
+	}
+	if ex := f.task(t, "sales", "c2").Explain; ex == nil || ex.Counts[routing.ReasonPresenceStale] != 2 {
+		t.Fatalf("explain: %+v", ex)
+	}
+	if _, err := f.store.UpdateService(ctx, tid, "sales", func(s *routing.Service) error {
+		s.Distribution.RouteOnStalePresence = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.kick(t, "sales")
+	if got := f.task(t, "sales", "c2"); got.State != routing.Offered {
+		t.Fatalf("a service that routes on stale presence: c2 %s", got.State)
+	}
+}

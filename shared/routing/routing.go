@@ -133,19 +133,24 @@ type ACWSettings struct {
 
 // Distribution is a service's conversation-distribution settings.
 type Distribution struct {
-	AllowBusy          bool               `json:"allowBusy"` // with basic presence this also lets Busy-in-a-call through
-	AllowAway          bool               `json:"allowAway"` // Away and BeRightBack
-	Strategy           Strategy           `json:"strategy,omitempty"`
-	BroadcastN         int                `json:"broadcastN,omitempty"`
-	SerialOrder        []string           `json:"serialOrder,omitempty"` // agent ids, top first
-	Weights            map[string]int     `json:"weights,omitempty"`     // agent id → weight (default 1)
-	RingTimeoutSeconds int                `json:"ringTimeoutSeconds,omitempty"`
-	RONA               RONASettings       `json:"rona"`
-	ACW                ACWSettings        `json:"acw"`
-	QueueTimeoutSecs   int                `json:"queueTimeoutSeconds,omitempty"` // 0 = none
-	MaxQueueLength     int                `json:"maxQueueLength,omitempty"`      // 0 = unlimited
-	Skills             []SkillRequirement `json:"skills,omitempty"`
-	Relax              []RelaxStep        `json:"relax,omitempty"`
+	AllowBusy bool `json:"allowBusy"` // with basic presence this also lets Busy-in-a-call through
+	AllowAway bool `json:"allowAway"` // Away and BeRightBack
+	// RouteOnStalePresence routes on the last availability known when the tenant's
+	// presence is stale (no credential has read it within the presence bound), with
+	// the basic-presence rules; by default stale presence is unknown and nobody is
+	// offered a task, so an agent who went home gets no calls.
+	RouteOnStalePresence bool               `json:"routeOnStalePresence,omitempty"`
+	Strategy             Strategy           `json:"strategy,omitempty"`
+	BroadcastN           int                `json:"broadcastN,omitempty"`
+	SerialOrder          []string           `json:"serialOrder,omitempty"` // agent ids, top first
+	Weights              map[string]int     `json:"weights,omitempty"`     // agent id → weight (default 1)
+	RingTimeoutSeconds   int                `json:"ringTimeoutSeconds,omitempty"`
+	RONA                 RONASettings       `json:"rona"`
+	ACW                  ACWSettings        `json:"acw"`
+	QueueTimeoutSecs     int                `json:"queueTimeoutSeconds,omitempty"` // 0 = none
+	MaxQueueLength       int                `json:"maxQueueLength,omitempty"`      // 0 = unlimited
+	Skills               []SkillRequirement `json:"skills,omitempty"`
+	Relax                []RelaxStep        `json:"relax,omitempty"`
 }
 
 // Service is one queue of work of a tenant.

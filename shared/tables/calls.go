@@ -15,7 +15,7 @@ import (
 // Calls table (before the prefix):
 //
 //	Calls   PK tenant id   RK call id   Data (JSON Call; Data1, Data2, ... when longer than 64 KiB)
-//	                                    + Phase, Direction, ServiceId, Open, Created, NextAt (absent when zero)
+//	                                    + Phase, Direction, ServiceId, Open, Created, NextAt, Ended (absent when zero)
 //
 // One partition per tenant, so the reconciler's DueCalls is one partition query on
 // NextAt. NextAt is written only when set: a filter NextAt le datetime'…' never
@@ -52,7 +52,7 @@ func callEntity(c calls.Call) (row, error) {
 	}
 	p := props{
 		"Phase": string(c.Phase), "Direction": string(c.Direction), "ServiceId": c.ServiceID, "Open": c.Open(),
-		"Created": c.Created, "NextAt": c.NextAt, // zero times are left out (newRow)
+		"Created": c.Created, "NextAt": c.NextAt, "Ended": c.EndedAt, // zero times are left out (newRow)
 	}
 	for i := 0; ; i++ {
 		part, rest := splitUnits(js, bodyPartUnits)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Setting names read by ConfigFromEnv. They are the Functions host's own names for its
@@ -48,6 +49,8 @@ type Config struct {
 	TablePrefix string
 	// HTTPClient, when set, carries every request (storage and token requests).
 	HTTPClient *http.Client
+	// TryTimeout bounds one storage request (one try); 0 = DefaultTryTimeout.
+	TryTimeout time.Duration
 }
 
 // ConfigFromEnv reads the Config from the app settings named by the Setting*

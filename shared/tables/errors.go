@@ -2,6 +2,7 @@ package tables
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -112,8 +113,13 @@ func classify(err error) error {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		// url.Error prints the full URL, query (SAS signature) included.
-		return fmt.Errorf("table storage request failed: %w", ue.Err)
+		// url.Error prints the full URL, query (SAS signature) included. A request
+		// that got no answer (refused, reset, timed out) is the storage being
+		// unavailable, not the request being wrong.
+		return fmt.Errorf("table storage request failed: %w: %w", fault.ErrUnavailable, ue.Err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("table storage did not answer in time: %w: %w", fault.ErrUnavailable, err)
 	}
 	return err
 }

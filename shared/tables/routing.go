@@ -25,7 +25,7 @@ import (
 //	RoutingQueues   PK tenant id "_" service id   RK "a_" agent id      the service's roster (roster.go)
 //	                                              RK "t_" task id       an open task: Data (JSON Task) + Open, State, Priority
 //	                                              RK "~service"         Data (JSON Service) + Type, PendingDeletion, Roster
-//	                                              RK "~~t_" task id     a done task (the same columns), or the stub (Stub)
+//	                                              RK "~~t_" task id     a done task (the same columns + Ended), or the stub (Stub)
 //	                                                                    that claims the id of an open one
 //	RoutingAgents   PK tenant id                  RK agent id           Data (JSON AgentState) + HoldTask, ACWUntil, RONAUntil, Svc
 //	                                              RK "~members"         membership version (roster.go)
@@ -313,7 +313,7 @@ func taskEntity(t routing.Task, prefix string) (row, error) {
 	}
 	return newRow("task", "serviceId", queuePK(t.TenantID, t.ServiceID), "taskId", prefix+t.ID, props{
 		"Data": string(data), "Open": t.Open(), "State": string(t.State), "Priority": string(t.Priority),
-		"Outcome": string(t.Outcome), "Created": t.Created,
+		"Outcome": string(t.Outcome), "Created": t.Created, "Ended": t.EndedAt, // Ended: only when set (retention.go)
 	})
 }
 

@@ -39,6 +39,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -68,6 +69,14 @@ var allTables = []string{tableTenants, tableAgents, tableSecrets, tablePresences
 	tableUserStates,    // user-state cursors and records: see userstate.go
 	tableCalls,         // call controller state: see calls.go
 	tableDirectorySync} // Teams membership sync states: see directory.go
+
+// DefaultTryTimeout is how long one storage request may take before it is given up
+// (Config.TryTimeout); storageRetries how many times a failed request is tried again.
+// A stalled endpoint therefore fails a request after about 2 × 3 s.
+const (
+	DefaultTryTimeout = 3 * time.Second
+	storageRetries    = 1
+)
 
 // Store is the Table storage implementation of the domain stores. Create it with Open.
 type Store struct {
@@ -107,6 +116,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// New builds a Store without touching the network: the tables must exist (Open
+// creates them). For tests and tools that point at storage set up elsewhere.
+func New(cfg Config) (*Store, error) { return newStore(cfg) }
+
 // newStore builds a Store without touching the network.
 func newStore(cfg Config) (*Store, error) {
 	t, err := cfg.resolve()
@@ -114,10 +127,19 @@ func newStore(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open table storage: %w", err)
 	}
 	s := &Store{prefix: cfg.TablePrefix, auth: t.auth}
+	try := cfg.TryTimeout
+	if try <= 0 {
+		try = DefaultTryTimeout
+	}
 	opts := azcore.ClientOptions{
 		// Per retry: every HTTP request is counted, retries included.
 		PerRetryPolicies: []policy.Policy{countPolicy{&s.roundTrips}},
 		Telemetry:        policy.TelemetryOptions{ApplicationID: "teamscc"},
+		// A storage endpoint that stalls must not hold an invocation for as long as it
+		// stalls: each try gives up after TryTimeout, and only one retry follows, so a
+		// request fails (fault.ErrUnavailable: HTTP 503, a message retried) within a few
+		// seconds. Throttling and 5xx answers are retried the same way.
+		Retry: policy.RetryOptions{TryTimeout: try, MaxRetries: storageRetries, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: 2 * time.Second},
 	}
 	if cfg.HTTPClient != nil {
 		opts.Transport = cfg.HTTPClient

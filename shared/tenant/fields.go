@@ -209,6 +209,12 @@ func intRange(path string, l Level, lo, hi int, ptr func(*Tenant) *int) Field {
 	}}
 }
 
+// days is a retention setting: a whole number of days in its RetentionRanges range.
+func days(path string, l Level, ptr func(*Tenant) *int) Field {
+	r := RetentionRanges[path]
+	return intRange(path, l, r.Min, r.Max, ptr)
+}
+
 // secret is a write-only string field, kept through Secrets under name instead of in
 // the tenant.
 func secret(path, name string, l Level) Field {
@@ -252,6 +258,12 @@ var Fields = []Field{
 	str("presence.account2", LevelTenant, optional(matches(upnRE, "a user principal name (name@domain)")), func(t *Tenant) *string { return &t.Presence.Account2 }),
 	secret("presence.account1Password", SecretAccount1Password, LevelTenant),
 	secret("presence.account2Password", SecretAccount2Password, LevelTenant),
+	days("retention.finishedTasksDays", LevelTenant, func(t *Tenant) *int { return &t.Retention.FinishedTasksDays }),
+	days("retention.endedCallsDays", LevelTenant, func(t *Tenant) *int { return &t.Retention.EndedCallsDays }),
+	days("retention.closedSessionsDays", LevelTenant, func(t *Tenant) *int { return &t.Retention.ClosedSessionsDays }),
+	days("retention.processedKeysDays", LevelTechnical, func(t *Tenant) *int { return &t.Retention.ProcessedKeysDays }),
+	// How long agents' states are kept is the tenant's privacy choice, like tracking them.
+	days("retention.userStatesDays", LevelTenantOwned, func(t *Tenant) *int { return &t.Retention.UserStatesDays }),
 }
 
 var fieldByPath = func() map[string]Field {
@@ -311,6 +323,9 @@ func ParseChange(body []byte, t Tenant) (Change, error) {
 			if path == "id" || path == "version" || path == "updatedAt" || path == "deleted" {
 				return Change{}, fault.Invalid(path, "cannot be changed")
 			}
+			if isGroup(path) { // a group of fields given as something else than an object
+				return Change{}, fault.Invalid(path, "must be a JSON object")
+			}
 			return Change{}, fault.Invalid(path, "unknown field")
 		}
 		if f.Secret {
@@ -327,6 +342,16 @@ func ParseChange(body []byte, t Tenant) (Change, error) {
 	sort.Slice(c.fields, func(i, j int) bool { return c.fields[i].Path < c.fields[j].Path })
 	sort.Slice(c.Secrets, func(i, j int) bool { return c.Secrets[i].Name < c.Secrets[j].Name })
 	return c, nil
+}
+
+// isGroup reports whether path names a group of fields ("details", "presence", ...).
+func isGroup(path string) bool {
+	for p := range fieldByPath {
+		if strings.HasPrefix(p, path+".") {
+			return true
+		}
+	}
+	return false
 }
 
 // flatten turns nested objects into dotted paths; a leaf is any non-object value.

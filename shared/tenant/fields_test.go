@@ -47,6 +47,13 @@ func TestEveryFieldRuleRefusesBadValuesAndAcceptsGoodOnes(t *testing.T) {
 		{"presence.mode", `"Application"`, `"Delegated"`, "one of Accounts"},
 		{"presence.account1", `"presence1@contoso.com"`, `"presence1"`, "user principal name"},
 		{"presence.account1Password", `"s3cret"`, `""`, "non-empty string"},
+		{"retention.finishedTasksDays", `30`, `0`, "1..3650"},
+		{"retention.finishedTasksDays", `3650`, `3651`, "1..3650"},
+		{"retention.endedCallsDays", `1`, `-1`, "1..3650"},
+		{"retention.closedSessionsDays", `365`, `366`, "1..365"},
+		{"retention.processedKeysDays", `2`, `1`, "2..90"},
+		{"retention.processedKeysDays", `90`, `91`, "2..90"},
+		{"retention.userStatesDays", `90`, `"90"`, "1..3650"},
 	}
 	base := tenant.New(tid, "Contoso")
 	for _, c := range cases {
@@ -143,5 +150,44 @@ func TestValidateNewChecksTheIdAndEveryField(t *testing.T) {
 	bad.Extensions.OutboundCap = 0
 	if err := tenant.ValidateNew(bad); err == nil || !strings.Contains(err.Error(), "extensions.outboundCap") {
 		t.Fatalf("cap 0: %v", err)
+	}
+}
+
+// Retention settings never set are their defaults; set ones are kept. Who may change
+// them: the user-state retention is the tenant's privacy choice (not the partner's),
+// the processed-key retention a technical field.
+func TestRetentionDefaultsAndLevels(t *testing.T) {
+	got := tenant.New(tid, "Contoso").Retention.Effective()
+	want := tenant.Retention{FinishedTasksDays: 30, EndedCallsDays: 30, ClosedSessionsDays: 7, ProcessedKeysDays: 3, UserStatesDays: 90}
+	if got != want {
+		t.Fatalf("defaults %+v, want %+v", got, want)
+	}
+	set := tenant.Retention{FinishedTasksDays: 400, UserStatesDays: 14}.Effective()
+	if set.FinishedTasksDays != 400 || set.UserStatesDays != 14 || set.EndedCallsDays != 30 {
+		t.Fatalf("effective %+v", set)
+	}
+	ch, err := tenant.ParseChange([]byte(`{"retention":{"userStatesDays":14,"processedKeysDays":7,"finishedTasksDays":60}}`), tenant.New(tid, "Contoso"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	levels := map[string]tenant.Level{}
+	for i, p := range ch.Paths() {
+		levels[p] = ch.Levels()[i]
+	}
+	if levels["retention.userStatesDays"] != tenant.LevelTenantOwned || levels["retention.processedKeysDays"] != tenant.LevelTechnical ||
+		levels["retention.finishedTasksDays"] != tenant.LevelTenant {
+		t.Fatalf("levels %v", levels)
+	}
+	var after tenant.Tenant
+	if err := ch.Apply(&after); err != nil || after.Retention != (tenant.Retention{FinishedTasksDays: 60, ProcessedKeysDays: 7, UserStatesDays: 14}) {
+		t.Fatalf("applied %+v, %v", after.Retention, err)
+	}
+}
+
+func TestAGroupGivenAsAValueIsNamedAsAnObject(t *testing.T) {
+	var fe *fault.FieldError
+	_, err := tenant.ParseChange([]byte(`{"details":5}`), tenant.New("0d1f6b1e-7c3a-4c59-9a5e-1f2a3b4c5d6e", "Contoso"))
+	if !errors.As(err, &fe) || fe.Field != "details" || fe.Rule != "must be a JSON object" {
+		t.Fatalf("got %v; want details: must be a JSON object", err)
 	}
 }

@@ -43,6 +43,7 @@ type Tenant struct {
 	Privacy    Privacy          `json:"privacy"`
 	Extensions Extensions       `json:"extensions"`
 	Presence   PresenceSettings `json:"presence"`
+	Retention  Retention        `json:"retention"`
 	Deleted    bool             `json:"deleted,omitempty"` // PendingDeletion: nothing routes
 	UpdatedAt  time.Time        `json:"updatedAt"`
 	// Version counts updates; an update names the version it was based on (If-Match)
