@@ -6,7 +6,7 @@ AZURITE := .tools/node_modules/.bin/azurite-table
 STATICCHECK_VERSION := v0.8.2
 GO ?= go
 
-.PHONY: run test bench lint ci package clean-tools azurite
+.PHONY: run test bench lint ci package clean-tools azurite screenshots
 
 run:
 	$(GO) run ./handler -local
@@ -51,6 +51,7 @@ bench: azurite
 	$(GO) test -run '^$$' -bench BenchmarkGroupDelta5000 -benchtime 5x ./shared/graph/
 	REQUIRE_AZURITE=1 $(GO) test -count=1 -v -run TestATeamSyncsTableStorageRequests ./shared/tables/ | grep 'table requests'
 	REQUIRE_AZURITE=1 $(GO) test -count=1 -v -run TestARetentionRunsTableStorageRequests ./shared/tables/ | grep 'table requests'
+	REQUIRE_AZURITE=1 $(GO) test -count=1 -v -run TestTheLiveQueuesTableRequestsFollowTheService ./handler/ | grep 'table requests'
 
 lint:
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -64,3 +65,8 @@ package:
 
 clean-tools:
 	rm -rf .tools
+
+# PNGs of the admin portal's main pages, from the local runner with simulated calls,
+# taken in headless Chromium (apt-get install -y chromium).
+screenshots:
+	PORTAL_SCREENSHOTS=$(CURDIR)/docs/screenshots REQUIRE_BROWSER=1 $(GO) test -count=1 -run '^TestPortalScreenshots$$' ./handler/

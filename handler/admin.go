@@ -29,6 +29,9 @@ type adminAuth struct {
 	verify   func(ctx context.Context, token string) (access.Caller, error)
 	resolver access.Resolver
 	tenants  tenant.Store
+	// authority is the Entra authority host a 401 points callers to
+	// (EntraAuthorityHost; "" = https://login.microsoftonline.com/).
+	authority string
 }
 
 // localAdmin is the local runner's admin "authentication": every caller is a platform
@@ -83,13 +86,13 @@ func (a *adminAuth) authenticate(w http.ResponseWriter, r *http.Request) (access
 		return access.Caller{ObjectID: "local-developer", AppRoles: []string{a.resolver.OperatorRole}}, true
 	}
 	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || token == "" {
-		unauthorized(w, r, "no bearer token")
+	if !ok || strings.TrimSpace(token) == "" {
+		a.unauthorized(w, r, "no bearer token", false)
 		return access.Caller{}, false
 	}
 	c, err := a.verify(r.Context(), token)
 	if err != nil {
-		unauthorized(w, r, err.Error())
+		a.unauthorized(w, r, err.Error(), true)
 		return access.Caller{}, false
 	}
 	return c, true
@@ -169,9 +172,23 @@ func (a *adminAuth) rolesFor(ctx context.Context, c access.Caller, id string) (t
 	return t, r, err
 }
 
-func unauthorized(w http.ResponseWriter, r *http.Request, why string) {
+// unauthorized answers 401 with a challenge saying where to sign in: Power BI's and
+// Excel's OData connector offer "Organizational account" only when the 401 names the
+// Entra authority (realm, authorization_uri), and then ask Entra for a token for the
+// feed's base URL. The common endpoint, because partner admins and operators sign in
+// to their own directories, not the tenant's. error="invalid_token" only when a token
+// was sent (RFC 6750 §3.1).
+func (a *adminAuth) unauthorized(w http.ResponseWriter, r *http.Request, why string, tokenSent bool) {
 	funchost.Logger(r.Context()).Info("admin call refused", "status", 401, "reason", why)
-	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	authority := strings.TrimSuffix(a.authority, "/")
+	if authority == "" {
+		authority = "https://login.microsoftonline.com"
+	}
+	challenge := `Bearer realm="` + authority + `/common", authorization_uri="` + authority + `/common/oauth2/authorize"`
+	if tokenSent {
+		challenge += `, error="invalid_token"`
+	}
+	w.Header().Set("WWW-Authenticate", challenge)
 	funchost.WriteJSON(w, http.StatusUnauthorized, map[string]any{"error": map[string]string{"code": "unauthorized", "message": "a valid bearer token for this app is required"}})
 }
 
@@ -469,9 +486,7 @@ func (ta *tenantAdmin) userStatesFollow(r *http.Request, before, after tenant.Te
 // run removes the data. Deleting a deleted tenant answers the same again.
 func (ta *tenantAdmin) remove(w http.ResponseWriter, r *http.Request) {
 	call := adminFrom(r.Context())
-	var body struct {
-		Confirm string `json:"confirm"`
-	}
+	var body deleteTenantBody
 	if err := decodeStrict(r.Body, &body); err != nil {
 		funchost.WriteError(w, r, err)
 		return

@@ -69,9 +69,7 @@ func (h *directoryAdmin) addAgent(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	var body struct {
-		User string `json:"user"`
-	}
+	var body addAgentBody
 	if err := decodeStrict(r.Body, &body); err != nil {
 		funchost.WriteError(w, r, err)
 		return

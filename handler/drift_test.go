@@ -90,7 +90,8 @@ func TestEveryFunctionFolderHasARouteAndViceVersa(t *testing.T) {
 			t.Errorf("%s: function.json lists no methods", name)
 		}
 		for _, m := range trigger.Methods {
-			want := name + " " + strings.ToUpper(m) + " /api/" + trigger.Route
+			// A catch-all {*rest} of the host's routes is {rest...} in a ServeMux pattern.
+			want := name + " " + strings.ToUpper(m) + " /api/" + catchAll.ReplaceAllString(trigger.Route, "{$1...}")
 			if !patterns[want] {
 				t.Errorf("%s: function.json declares %s /api/%s but routes.go does not register it", name, strings.ToUpper(m), trigger.Route)
 			}
@@ -110,9 +111,13 @@ func TestEveryFunctionFolderHasARouteAndViceVersa(t *testing.T) {
 }
 
 // selfAuthenticating lists the HTTP functions that are not admin routes: they check
-// their callers by other means (the widget key, Graph's clientState). Every other HTTP
-// function must refuse a caller without an admin token.
-var selfAuthenticating = map[string]bool{"InteractSessions": true, "InteractSessionClose": true, "TeamsNotifications": true}
+// their callers by other means (the widget key, Graph's clientState), or serve nothing
+// but public files (the admin portal's page, which then calls the admin routes with a
+// token). Every other HTTP function must refuse a caller without an admin token.
+var selfAuthenticating = map[string]bool{"InteractSessions": true, "InteractSessionClose": true, "TeamsNotifications": true, "Portal": true,
+	"OpenAPI": true} // OpenAPI: the API's description, public like the portal's files
+
+var catchAll = regexp.MustCompile(`\{\*([A-Za-z0-9_]+)\}`)
 
 var settingRef = regexp.MustCompile(`^%([A-Za-z0-9_]+)%$`)
 

@@ -204,9 +204,7 @@ func (h *handlers) presenceTest(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	var body struct {
-		UPN string `json:"upn"`
-	}
+	var body presenceTestBody
 	if err := decodeStrict(r.Body, &body); err != nil {
 		funchost.WriteError(w, r, err)
 		return

@@ -244,9 +244,7 @@ func (h *interactHandler) closeSession(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var body struct {
-		CustomerID string `json:"customerId"`
-	}
+	var body closeSessionBody
 	if err := decodeStrict(r.Body, &body); err != nil {
 		funchost.WriteError(w, r, err)
 		return

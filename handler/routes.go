@@ -26,6 +26,9 @@ func routes(app *funchost.App, g *adminAuth, h *handlers, ta *tenantAdmin, rp *r
 	app.HTTP("Tenant", "DELETE /api/tenants/{tenantId}", g.guard(access.DeleteTenant, ta.remove))
 	app.HTTP("TenantAudit", "GET /api/tenants/{tenantId}/audit", g.guard(access.ReadAudit, ta.auditLog))
 	app.HTTP("UserStateReport", "GET /api/tenants/{tenantId}/reports/user-states", g.guard(access.ReadReports, rp.userStates))
+	app.HTTP("Reports", "GET /api/tenants/{tenantId}/reports", g.guard(access.ReadReports, rp.reportsService))
+	app.HTTP("ReportsMetadata", "GET /api/tenants/{tenantId}/reports/$metadata", g.guard(access.ReadReports, rp.reportsMetadata))
+	app.HTTP("OpenAPI", "GET /api/openapi.json", http.HandlerFunc(openAPI)) // anonymous: it describes, it grants nothing
 }
 
 // routingRoutes are the call-routing functions.

@@ -158,10 +158,7 @@ func (h *routingHandlers) afterCallWork(w http.ResponseWriter, r *http.Request) 
 		funchost.WriteError(w, r, err)
 		return
 	}
-	var body struct {
-		Action  string `json:"action"`
-		Seconds int    `json:"seconds"`
-	}
+	var body acwBody
 	if err := decodeStrict(r.Body, &body); err != nil {
 		funchost.WriteError(w, r, err)
 		return

@@ -215,6 +215,7 @@ func azureDeps(ctx context.Context, cfg config.Config, getenv func(string) strin
 	}
 	d := deps{tenants: s, secrets: s, presences: s, parked: s, reader: r, source: presence.SourceExtended, now: time.Now, interact: s,
 		routes: s, sender: snd, audit: s, userStates: s, calls: s, dirSyncs: s, admin: newAdminAuth(splitList(cfg.Values["AdminAudiences"]), v, resolver, s)}
+	d.admin.authority = cfg.Graph.AuthorityHost // where a 401 sends callers to sign in
 	if g, ok := r.(directory.Graph); ok {
 		d.dirGraph = g
 	}
@@ -288,7 +289,8 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 	interactRoutes(app, d.admin, newInteractHandler(cfg, d))
 	routingRoutes(app, d.admin, rh)
 	outboundRoutes(app, d.admin, newOutboundHandlers(cfg, d, engine))
-	serviceRoutes(app, d.admin, &serviceAdmin{store: tracked, tenants: d.tenants, audit: d.audit, now: d.now, dir: dir, retention: newRetention(d)})
+	serviceRoutes(app, d.admin, &serviceAdmin{store: tracked, tenants: d.tenants, presences: d.presences, audit: d.audit, now: d.now, dir: dir, retention: newRetention(d)})
+	portalRoutes(app, d.admin, newPortal(cfg, d))
 	return app
 }
 

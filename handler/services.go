@@ -19,6 +19,7 @@ import (
 	"github.com/teamscc/teamscc/shared/directory"
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/funchost"
+	"github.com/teamscc/teamscc/shared/presence"
 	"github.com/teamscc/teamscc/shared/retention"
 	"github.com/teamscc/teamscc/shared/routing"
 	"github.com/teamscc/teamscc/shared/tenant"
@@ -30,11 +31,12 @@ import (
 // services and their agents, and changes only their services' distribution settings
 // and their agents' active flags for those services.
 type serviceAdmin struct {
-	store   routing.Store
-	tenants tenant.Store
-	audit   audit.Store
-	now     func() time.Time
-	dir     *directory.Directory // syncs a Team named on create or patch; nil: not configured
+	store     routing.Store
+	tenants   tenant.Store
+	presences presence.Store // for the agents' phases (RONA ends when they go Offline); nil: none kept
+	audit     audit.Store
+	now       func() time.Time
+	dir       *directory.Directory // syncs a Team named on create or patch; nil: not configured
 	// retention deletes what is old enough after the removals (retention.go); nil: none.
 	retention *retention.Sweeper
 }
@@ -468,6 +470,11 @@ type agentView struct {
 	Duty        routing.Duty   `json:"duty"`
 	// Active is the per-service active flag of each Teams-based membership.
 	Active map[string]bool `json:"active"`
+	// Phase is where the agent is in the routing cycle now, in every service (Idle,
+	// Ringing, Connected, RONA, ACW), as routing sees it; PhaseUntil is when a ring,
+	// RONA or after-call work ends by itself.
+	Phase      routing.Phase `json:"phase"`
+	PhaseUntil *time.Time    `json:"phaseUntil,omitempty"`
 }
 
 // agentsOf joins the tenant's directory of agents with their routing states.
@@ -489,6 +496,25 @@ func (sa *serviceAdmin) agentsOf(ctx context.Context, tenantID string) (map[stri
 		st[s.AgentID] = s
 	}
 	return byID, st, nil
+}
+
+// offlineAt says when each agent of the tenant was last seen going Offline (which
+// ends RONA), for the agents' phases; empty when presence is not kept.
+func (sa *serviceAdmin) offlineAt(ctx context.Context, tenantID string) (map[string]time.Time, error) {
+	out := map[string]time.Time{}
+	if sa.presences == nil {
+		return out, nil
+	}
+	ps, err := sa.presences.LoadPresences(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range ps {
+		if !p.OfflineAt.IsZero() {
+			out[p.AgentID] = p.OfflineAt
+		}
+	}
+	return out, nil
 }
 
 // ownedServices are the ids of the services call owns (nil for a tenant-wide role:
@@ -523,6 +549,12 @@ func (sa *serviceAdmin) listAgents(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, err)
 		return
 	}
+	offline, err := sa.offlineAt(r.Context(), call.tenant.ID)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	now := sa.now()
 	ids := make([]string, 0, len(dir)+len(states))
 	for id := range dir {
 		ids = append(ids, id)
@@ -535,7 +567,7 @@ func (sa *serviceAdmin) listAgents(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(ids)
 	out := []agentView{}
 	for _, id := range ids {
-		v := newAgentView(call.mask, id, dir[id], states[id])
+		v := newAgentView(call.mask, id, dir[id], states[id], now, offline[id])
 		if !full && !slices.ContainsFunc(v.Services, func(s string) bool { return owned[s] }) &&
 			!slices.ContainsFunc(v.Duty.Services, func(s string) bool { return owned[s] }) {
 			continue
@@ -734,7 +766,12 @@ func (sa *serviceAdmin) updateAgent(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	funchost.WriteJSON(w, http.StatusOK, newAgentView(call.mask, id, dir[id], states[id]))
+	offline, err := sa.offlineAt(r.Context(), call.tenant.ID)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	funchost.WriteJSON(w, http.StatusOK, newAgentView(call.mask, id, dir[id], states[id], sa.now(), offline[id]))
 }
 
 // errSelfServices: an agent tried to change the services of their own duty profile.
@@ -780,7 +817,12 @@ func (sa *serviceAdmin) getAgent(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, fmt.Errorf("agent: %w", fault.ErrNotFound))
 		return
 	}
-	v := newAgentView(call.mask, id, a, st)
+	offline, err := sa.offlineAt(r.Context(), call.tenant.ID)
+	if err != nil {
+		funchost.WriteError(w, r, err)
+		return
+	}
+	v := newAgentView(call.mask, id, a, st, sa.now(), offline[id])
 	if owned != nil && !slices.ContainsFunc(v.Services, func(s string) bool { return owned[s] }) &&
 		!slices.ContainsFunc(v.Duty.Services, func(s string) bool { return owned[s] }) {
 		forbidden(w, r, "", "the agent is not a member of a service you own")
@@ -791,7 +833,7 @@ func (sa *serviceAdmin) getAgent(w http.ResponseWriter, r *http.Request) {
 
 // newAgentView joins an agent's directory entry and routing state; memberships are
 // those of either.
-func newAgentView(m access.Masker, id string, a tenant.Agent, st routing.AgentState) agentView {
+func newAgentView(m access.Masker, id string, a tenant.Agent, st routing.AgentState, now, offlineAt time.Time) agentView {
 	members := slices.Clone(st.Services)
 	for _, s := range a.Services {
 		if !slices.Contains(members, s) {
@@ -809,6 +851,14 @@ func newAgentView(m access.Masker, id string, a tenant.Agent, st routing.AgentSt
 	}
 	for _, s := range members {
 		v.Active[s] = !slices.Contains(st.Inactive, s)
+	}
+	switch v.Phase = st.PhaseAt(now, offlineAt); v.Phase {
+	case routing.PhaseRinging:
+		v.PhaseUntil = timePtr(st.Hold.Until)
+	case routing.PhaseRONA:
+		v.PhaseUntil = timePtr(st.RONAUntil)
+	case routing.PhaseACW:
+		v.PhaseUntil = timePtr(st.ACWUntil)
 	}
 	return v
 }

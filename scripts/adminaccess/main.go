@@ -1,11 +1,12 @@
 // Command adminaccess prepares the app registration for the admin API, so that the
 // first admin call after `azd up` works: the App ID URI api://<client id>, the
 // delegated scope Admin.Access with Azure CLI pre-authorised, the app role
-// Platform.Operator, and the signed-in Azure CLI user assigned that role. It also sets
-// the azd environment's ADMIN_AUDIENCES when it is empty. It runs as azd's
-// preprovision hook (azure.yaml) and can be run by hand:
+// Platform.Operator, the admin portal's address as a SPA redirect URI (once the app
+// is deployed: SERVICE_API_URI), and the signed-in Azure CLI user assigned that role.
+// It also sets the azd environment's ADMIN_AUDIENCES when it is empty. It runs as
+// azd's preprovision and postprovision hooks (azure.yaml) and can be run by hand:
 //
-//	go run ./scripts/adminaccess -client-id <GRAPH_CLIENT_ID>
+//	go run ./scripts/adminaccess -client-id <GRAPH_CLIENT_ID> -app-url https://<app>.azurewebsites.net
 //
 // It signs in as the Azure CLI user (az login), who must own the registration (or be
 // an Application Administrator) and may assign its roles. It changes nothing else of
@@ -27,9 +28,14 @@ import (
 func main() {
 	clientID := flag.String("client-id", os.Getenv("GRAPH_CLIENT_ID"), "client id of the app registration (default $GRAPH_CLIENT_ID)")
 	noAssign := flag.Bool("no-assign", false, "do not make the signed-in user a platform operator")
+	appURL := flag.String("app-url", os.Getenv("SERVICE_API_URI"), "the app's address, whose /api/portal/ becomes a SPA redirect URI (default $SERVICE_API_URI)")
 	hook := flag.Bool("hook", false, "as azd's hook: report problems but never fail the provisioning")
 	flag.Parse()
-	if err := run(*clientID, !*noAssign); err != nil {
+	opts := Options{Assign: !*noAssign}
+	if u := strings.TrimSpace(*appURL); u != "" {
+		opts.PortalRedirect = strings.TrimSuffix(u, "/") + "/api/portal/"
+	}
+	if err := run(*clientID, opts); err != nil {
 		fmt.Fprintln(os.Stderr, "adminaccess:", err)
 		fmt.Fprintln(os.Stderr, "adminaccess: the admin API refuses every call until this is done; see README, \"First admin call after azd up\".")
 		if !*hook {
@@ -38,7 +44,7 @@ func main() {
 	}
 }
 
-func run(clientID string, assign bool) error {
+func run(clientID string, opts Options) error {
 	if clientID == "" {
 		fmt.Println("adminaccess: GRAPH_CLIENT_ID is not set: nothing to prepare (the admin API needs the app registration)")
 		return nil
@@ -50,11 +56,11 @@ func run(clientID string, assign bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	g := &graph{base: "https://graph.microsoft.com/v1.0", token: token, http: &http.Client{Timeout: 30 * time.Second}}
-	res, err := Setup(ctx, g, clientID, assign)
+	res, err := Setup(ctx, g, clientID, opts)
 	if err != nil {
 		return err
 	}
-	report(res)
+	report(res, opts)
 	if os.Getenv("AZURE_ENV_NAME") != "" && strings.TrimSpace(os.Getenv("ADMIN_AUDIENCES")) == "" {
 		// Under azd: the audience the app accepts, for this provision's app settings.
 		if out, err := exec.Command("azd", "env", "set", "ADMIN_AUDIENCES", res.AppIDURI+","+clientID).CombinedOutput(); err != nil {
@@ -65,7 +71,7 @@ func run(clientID string, assign bool) error {
 	return nil
 }
 
-func report(r Result) {
+func report(r Result, opts Options) {
 	say := func(changed bool, what string) {
 		state := "already there"
 		if changed {
@@ -77,6 +83,9 @@ func report(r Result) {
 	say(r.Scope, "scope "+ScopeValue)
 	say(r.Role, "app role "+RoleValue)
 	say(r.PreAuthorized, "Azure CLI pre-authorised")
+	if opts.PortalRedirect != "" {
+		say(r.PortalRedirect, "admin portal redirect URI "+opts.PortalRedirect)
+	}
 	say(r.OperatorAssign, "you as platform operator")
 }
 

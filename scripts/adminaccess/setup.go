@@ -87,6 +87,9 @@ type application struct {
 		Scopes        []json.RawMessage `json:"oauth2PermissionScopes"`
 		PreAuthorized []preAuthorized   `json:"preAuthorizedApplications"`
 	} `json:"api"`
+	SPA struct {
+		RedirectURIs []string `json:"redirectUris"`
+	} `json:"spa"`
 }
 
 type preAuthorized struct {
@@ -112,21 +115,32 @@ type Result struct {
 	Scope          bool // the Admin.Access scope added
 	Role           bool // the Platform.Operator role added
 	PreAuthorized  bool // Azure CLI pre-authorised
+	PortalRedirect bool // the admin portal's address added as a SPA redirect URI
 	ServicePrinc   bool // the service principal created in this tenant
 	OperatorAssign bool // the signed-in user made an operator
 }
 
+// Options say what Setup does besides the registration's API settings.
+type Options struct {
+	// Assign makes the signed-in user a platform operator.
+	Assign bool
+	// PortalRedirect, when set, is the admin portal's address
+	// (https://<app host>/api/portal/), registered as a single-page application's
+	// redirect URI so that the portal can sign in.
+	PortalRedirect string
+}
+
 // Setup gives the app registration clientID what the admin API needs: the App ID URI
 // api://<clientID>, the delegated scope Admin.Access, the app role Platform.Operator,
-// Azure CLI pre-authorised for the scope, a service principal in the signed-in user's
-// tenant, and that user assigned the operator role (unless assign is false). It is
-// idempotent: what is already there is left as it is, and nothing else of the
-// registration changes. The signed-in user needs to own the registration (or be an
-// Application Administrator) and may assign its roles.
-func Setup(ctx context.Context, g *graph, clientID string, assign bool) (Result, error) {
+// Azure CLI pre-authorised for the scope, the portal's SPA redirect URI, a service
+// principal in the signed-in user's tenant, and that user assigned the operator role
+// (opts). It is idempotent: what is already there is left as it is, and nothing else
+// of the registration changes. The signed-in user needs to own the registration (or
+// be an Application Administrator) and may assign its roles.
+func Setup(ctx context.Context, g *graph, clientID string, opts Options) (Result, error) {
 	res := Result{AppIDURI: "api://" + clientID}
 	var app application
-	if _, err := g.call(ctx, http.MethodGet, "/applications(appId='"+url.PathEscape(clientID)+"')?$select=id,appId,identifierUris,appRoles,api", nil, &app); err != nil {
+	if _, err := g.call(ctx, http.MethodGet, "/applications(appId='"+url.PathEscape(clientID)+"')?$select=id,appId,identifierUris,appRoles,api,spa", nil, &app); err != nil {
 		return res, fmt.Errorf("read the app registration %s: %w", clientID, err)
 	}
 	patch := map[string]any{}
@@ -147,6 +161,10 @@ func Setup(ctx context.Context, g *graph, clientID string, assign bool) (Result,
 			"userConsentDisplayName": "Use the contact-center admin API", "userConsentDescription": "Call the admin API as you; what you may do follows your roles."})
 		patch["api"] = map[string]any{"oauth2PermissionScopes": append(slices.Clone(app.API.Scopes), scope)}
 		res.Scope = true
+	}
+	if opts.PortalRedirect != "" && !slices.Contains(app.SPA.RedirectURIs, opts.PortalRedirect) {
+		patch["spa"] = map[string]any{"redirectUris": append(slices.Clone(app.SPA.RedirectURIs), opts.PortalRedirect)}
+		res.PortalRedirect = true
 	}
 	if len(patch) > 0 {
 		if _, err := g.call(ctx, http.MethodPatch, "/applications/"+url.PathEscape(app.ID), patch, nil); err != nil {
@@ -171,7 +189,7 @@ func Setup(ctx context.Context, g *graph, clientID string, assign bool) (Result,
 			return res, fmt.Errorf("pre-authorise Azure CLI: %w", err)
 		}
 	}
-	if !assign {
+	if !opts.Assign {
 		return res, nil
 	}
 	var sp struct{ ID string }

@@ -101,17 +101,21 @@ func TestSetupAddsWhatTheAdminAPINeedsAndKeepsTheRest(t *testing.T) {
 	f, g := newFakeGraph(t, `{"id":"`+testAppObj+`","appId":"`+testClientID+`","identifierUris":["https://contoso.example/cc"],
 		"appRoles":[{"id":"11111111-0000-4000-8000-000000000001","value":"Reports.Reader","allowedMemberTypes":["User"],"isEnabled":true}],
 		"api":{"oauth2PermissionScopes":[{"id":"22222222-0000-4000-8000-000000000002","value":"user_impersonation","type":"User","isEnabled":true}],
-		"preAuthorizedApplications":[{"appId":"33333333-0000-4000-8000-000000000003","delegatedPermissionIds":["22222222-0000-4000-8000-000000000002"]}]}}`)
-	res, err := Setup(context.Background(), g, testClientID, true)
+		"preAuthorizedApplications":[{"appId":"33333333-0000-4000-8000-000000000003","delegatedPermissionIds":["22222222-0000-4000-8000-000000000002"]}]},
+		"spa":{"redirectUris":["https://localhost:5173/"]}}`)
+	const portal = "https://func-cc.azurewebsites.net/api/portal/"
+	opts := Options{Assign: true, PortalRedirect: portal}
+	res, err := Setup(context.Background(), g, testClientID, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.IdentifierURI || !res.Scope || !res.Role || !res.PreAuthorized || !res.ServicePrinc || !res.OperatorAssign {
+	if !res.IdentifierURI || !res.Scope || !res.Role || !res.PreAuthorized || !res.PortalRedirect || !res.ServicePrinc || !res.OperatorAssign {
 		t.Fatalf("first run: %+v", res)
 	}
 	app, _ := json.Marshal(f.app)
 	for _, want := range []string{`"https://contoso.example/cc"`, `"api://` + testClientID + `"`, `"Reports.Reader"`, `"` + RoleValue + `"`,
-		`"user_impersonation"`, `"` + ScopeValue + `"`, `"33333333-0000-4000-8000-000000000003"`, `"appId":"` + AzureCLIAppID + `","delegatedPermissionIds":["` + scopeID + `"]`} {
+		`"user_impersonation"`, `"` + ScopeValue + `"`, `"33333333-0000-4000-8000-000000000003"`, `"appId":"` + AzureCLIAppID + `","delegatedPermissionIds":["` + scopeID + `"]`,
+		`"spa":{"redirectUris":["https://localhost:5173/","` + portal + `"]}`} {
 		if !strings.Contains(string(app), want) {
 			t.Errorf("the registration lacks %s: %s", want, app)
 		}
@@ -120,7 +124,7 @@ func TestSetupAddsWhatTheAdminAPINeedsAndKeepsTheRest(t *testing.T) {
 		t.Fatalf("assignments: %+v", f.assignments)
 	}
 	writes := len(f.writes)
-	again, err := Setup(context.Background(), g, testClientID, true)
+	again, err := Setup(context.Background(), g, testClientID, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +138,7 @@ func TestSetupAddsWhatTheAdminAPINeedsAndKeepsTheRest(t *testing.T) {
 func TestSetupNamesWhatGraphRefused(t *testing.T) {
 	f, g := newFakeGraph(t, `{}`)
 	g.token = "expired"
-	_, err := Setup(context.Background(), g, testClientID, true)
+	_, err := Setup(context.Background(), g, testClientID, Options{Assign: true})
 	if err == nil || !strings.Contains(err.Error(), "read the app registration") || !strings.Contains(err.Error(), "401") ||
 		strings.Contains(err.Error(), "expired") || len(f.writes) != 0 {
 		t.Fatalf("err %v, writes %v", err, f.writes)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/teamscc/teamscc/shared/queue"
+	"github.com/teamscc/teamscc/shared/tracecontext"
 )
 
 var _ queue.Sender = (*Host)(nil)
@@ -78,8 +79,11 @@ func (h *Host) queueLocked(name string) *sbQueue {
 
 // Send enqueues m on the named queue for delivery now. A message whose ID was already
 // sent to that queue within the duplicate-detection window is dropped silently, as
-// Service Bus does. A session-enabled queue rejects a message without SessionID.
-// Safe for concurrent use; messages are kept until delivered even before Run starts.
+// Service Bus does. A session-enabled queue rejects a message without SessionID. The
+// message gets the W3C trace context of ctx as application properties (Diagnostic-Id,
+// traceparent, tracestate: see tracecontext.MessageProperties), as the servicebus
+// adapter sends it. Safe for concurrent use; messages are kept until delivered even
+// before Run starts.
 func (h *Host) Send(ctx context.Context, queueName string, m queue.Message) error {
 	_, err := h.enqueue(ctx, queueName, m, time.Time{})
 	return err
@@ -100,7 +104,9 @@ func (h *Host) enqueue(ctx context.Context, queueName string, m queue.Message, a
 		return 0, fmt.Errorf("devhost: send: empty queue name")
 	}
 	m.Body = bytes.Clone(m.Body)
-	m.Properties = maps.Clone(m.Properties)
+	// As the Service Bus adapter does: the trace context of ctx goes on the message, so
+	// the envelope's ApplicationProperties carry it to the invocation it triggers.
+	m.Properties = tracecontext.MessageProperties(ctx, m.Properties)
 	if m.ID == "" {
 		m.ID = newGUID() // Service Bus clients assign one
 	}
@@ -285,6 +291,9 @@ func (h *Host) deliver(q *sbQueue, m *sbMessage, count int) {
 	id := newGUID()
 	log := h.log.With("function", fn.Name, "invocationId", id, "queue", q.name,
 		"sequenceNumber", m.seq, "deliveryCount", count)
+	if tc, ok := tracecontext.FromProperties(m.msg.Properties); ok {
+		log = log.With("traceId", tc.TraceIDString())
+	}
 	status, err := h.invoke(h.invokeCtx, fn, id, h.messageEnvelope(fn, m, count), log)
 	ok := err == nil && status/100 == 2
 

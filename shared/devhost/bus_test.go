@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/teamscc/teamscc/shared/queue"
+	"github.com/teamscc/teamscc/shared/tracecontext"
 )
 
 func TestServiceBusEnvelopeMatchesTheHost(t *testing.T) {
@@ -69,8 +70,10 @@ func TestServiceBusEnvelopeMatchesTheHost(t *testing.T) {
 		}
 	}
 	for _, key := range []string{"ApplicationProperties", "UserProperties"} {
-		if string(inv.meta[key]) != `{"kind":"kick"}` {
-			t.Errorf("Metadata.%s = %s", key, inv.meta[key])
+		var props map[string]string
+		_ = json.Unmarshal(inv.meta[key], &props)
+		if props["kind"] != "kick" || props["Diagnostic-Id"] == "" || props["traceparent"] != props["Diagnostic-Id"] {
+			t.Errorf("Metadata.%s = %s; want the message's properties and its trace", key, inv.meta[key])
 		}
 	}
 
@@ -388,5 +391,86 @@ func TestMaxConcurrentCallsLimitsParallelDeliveries(t *testing.T) {
 	eventually(t, "the queue to drain", func() bool { return h.Pending("calls") == 0 })
 	if m := maxRunning.Load(); m != 2 {
 		t.Errorf("%d deliveries at once, want maxConcurrentCalls = 2", m)
+	}
+}
+
+// A message carries the trace context of the context it was sent under into the
+// envelope, as Service Bus and the host deliver it: Diagnostic-Id and traceparent, a new
+// span of the sender's trace, and tracestate; a scheduled message and a redelivery keep
+// it; a message sent through the admin endpoint continues the request's traceparent.
+func TestMessagesCarryTheSendersTraceIntoTheEnvelope(t *testing.T) {
+	const trace = "0af7651916cd43dd8448eb211c80319c"
+	var failed atomic.Bool
+	handler := newFakeHandler(t, func(_ *http.Request, inv invocation) int {
+		if strings.Contains(string(inv.data["msg"]), "fail-once") && failed.CompareAndSwap(false, true) {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	clk := newFakeClock("2026-11-24T10:00:00Z")
+	logs := &logBuffer{}
+	h := startHost(t, Options{
+		AppRoot:         writeApp(t, forwardingHostJSON, map[string]string{"RouteCall": queueFunction("calls", false)}),
+		HandlerURL:      handler.URL,
+		Now:             clk.Now,
+		RedeliveryDelay: time.Millisecond,
+		Logger:          logs.logger(),
+	})
+	sender, _ := tracecontext.Parse("00-"+trace+"-b7ad6b7169203331-01", "congo=t61rcWkgMzE")
+	ctx := tracecontext.NewContext(context.Background(), sender)
+
+	traceOf := func(inv invocation) (app, user map[string]string) {
+		t.Helper()
+		_ = json.Unmarshal(inv.meta["ApplicationProperties"], &app)
+		_ = json.Unmarshal(inv.meta["UserProperties"], &user)
+		return app, user
+	}
+	check := func(what string, inv invocation) string {
+		t.Helper()
+		app, user := traceOf(inv)
+		if !reflect.DeepEqual(app, user) {
+			t.Errorf("%s: ApplicationProperties %v, UserProperties %v", what, app, user)
+		}
+		c, ok := tracecontext.FromProperties(app)
+		if !ok || c.TraceIDString() != trace || c.SpanID == sender.SpanID || app["Diagnostic-Id"] != app["traceparent"] || app["tracestate"] != "congo=t61rcWkgMzE" {
+			t.Errorf("%s: properties %v; want a new span of trace %s", what, app, trace)
+		}
+		return app["Diagnostic-Id"]
+	}
+
+	if err := h.Send(ctx, "calls", queue.Message{ID: "now", Body: []byte(`{"n":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	first := check("sent", handler.next(t))
+	if _, err := h.Schedule(ctx, "calls", queue.Message{ID: "later", Body: []byte(`{"n":2}`)}, clk.Now().Add(20*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(21 * time.Second)
+	if later := check("scheduled", handler.next(t)); later == first {
+		t.Error("two messages share a span")
+	}
+	if err := h.Send(ctx, "calls", queue.Message{ID: "retry", Body: []byte(`{"fail-once":true}`)}); err != nil {
+		t.Fatal(err)
+	}
+	a := check("first delivery", handler.next(t))
+	eventually(t, "the failed delivery abandoned", func() bool { return logs.count("message abandoned") == 1 })
+	clk.Advance(time.Second) // past the redelivery delay
+	if b := check("redelivery", handler.next(t)); a != b {
+		t.Errorf("a redelivery has trace %s, the first delivery %s", b, a)
+	}
+	if !strings.Contains(logs.String(), "traceId="+trace) {
+		t.Errorf("the runner's delivery lines do not name the trace:\n%s", logs)
+	}
+
+	req, _ := http.NewRequest(http.MethodPost, "http://"+h.Addr()+"/admin/functions/RouteCall", strings.NewReader(`{"input":"{\"n\":3}"}`))
+	req.Header.Set("traceparent", "00-"+trace+"-00f067aa0ba902b7-01")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	app, _ := traceOf(handler.next(t))
+	if c, ok := tracecontext.FromProperties(app); res.StatusCode != http.StatusAccepted || !ok || c.TraceIDString() != trace {
+		t.Errorf("admin invocation: %d, properties %v", res.StatusCode, app)
 	}
 }

@@ -8,7 +8,10 @@
 // redelivery on non-2xx, dead-lettering after MaxDeliveryCount, scheduled messages,
 // duplicate detection, one consumer per session) and forwards httpTrigger requests raw
 // from its own front end (enableForwardingHttpRequest). Its queues implement
-// queue.Sender, so the app's code can send to them in-process.
+// queue.Sender, so the app's code can send to them in-process; like the servicebus
+// adapter they put the W3C trace context of the sender's context on each message
+// (Diagnostic-Id, traceparent, tracestate), which reaches the handler in the envelope's
+// ApplicationProperties/UserProperties as the host delivers it.
 //
 // The front end answers, like Core Tools:
 //   - /{routePrefix}/{route}: requests matching a declared httpTrigger route and method
@@ -17,8 +20,8 @@
 //   - POST /admin/functions/{Name} with {"input":"..."}: invokes a non-HTTP function
 //     once and answers 202. A Service Bus function gets the input as a message on its
 //     queue ("sessionId" and "messageId" may be added to the body; a session-enabled
-//     queue needs "sessionId", else 400); a timer fires now (409 while a run of it is
-//     outstanding).
+//     queue needs "sessionId", else 400; a traceparent header makes the message continue
+//     that trace); a timer fires now (409 while a run of it is outstanding).
 //
 // What it does not do: storage-backed schedule monitoring (IsPastDue is always false),
 // topics, output bindings other than http, function keys (none are required, as with

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/teamscc/teamscc/shared/queue"
+	"github.com/teamscc/teamscc/shared/tracecontext"
 )
 
 // routeSegment is one "/"-separated segment of an HTTP route template.
@@ -236,7 +237,11 @@ func (h *Host) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch fn.Trigger {
 	case ServiceBusTrigger:
 		m := queue.Message{ID: req.MessageID, SessionID: req.SessionID, Body: []byte(req.Input)}
-		if err := h.Send(r.Context(), fn.Queue, m); err != nil {
+		ctx := r.Context()
+		if tc, ok := tracecontext.FromHeader(r.Header); ok {
+			ctx = tracecontext.NewContext(ctx, tc) // the message continues the caller's trace
+		}
+		if err := h.Send(ctx, fn.Queue, m); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}

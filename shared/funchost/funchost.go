@@ -17,9 +17,17 @@
 //     answer with WriteJSON and WriteError.
 //
 // Every invocation passes through one ordered list of middleware (see New): invocation
-// logger, response, panic recovery, timeout, parking, envelope decoding and deduplication
-// by MessageId. Every log line of an invocation carries invocation_id and function; request
+// logger, response, panic recovery, timeout, parking, envelope decoding (with the trace
+// context) and deduplication by MessageId. Every log line of an invocation carries
+// invocation_id and function, and, from decoding on, trace_id and span_id; request
 // bodies, headers, query strings and raw paths are never logged.
+//
+// Trace context (W3C, package tracecontext): an invocation continues the trace of its
+// Service Bus message (application property traceparent or Diagnostic-Id, as the app's
+// senders write them), else of the request's traceparent header (a forwarded HTTP
+// request keeps its caller's), else starts a new one. Its span, a child of that, is in
+// the handler's context, so every message sent under that context carries the same
+// trace id.
 //
 // Register functions before serving; after that an App is safe for concurrent use.
 package funchost
@@ -129,7 +137,7 @@ func New(opts Options) *App {
 		a.recoverPanics, // a panic becomes an error (so 500), and the app keeps serving
 		a.withTimeout,   // Options.Timeout (triggers), Options.HTTPTimeout (HTTP)
 		a.park,          // permanent failure → parked and acknowledged (timers: logged)
-		a.decode,        // envelope → Timer or Message; undecodable → permanent error
+		a.decode,        // envelope → Timer or Message, and the trace context (trace.go); undecodable → permanent error
 		a.dedup,         // a MessageId that already completed is acknowledged without running the handler
 	)
 
@@ -228,7 +236,7 @@ func (a *App) notFound(w http.ResponseWriter, r *http.Request) {
 type invocation struct {
 	fn  *entry
 	id  string       // host invocation id
-	log *slog.Logger // carries invocation_id and function
+	log *slog.Logger // carries invocation_id and function; from decode on, trace_id and span_id
 	w   *statusWriter
 	r   *http.Request
 

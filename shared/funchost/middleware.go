@@ -34,7 +34,9 @@ var okResponse = []byte(`{"Outputs":{},"Logs":[],"ReturnValue":null}`)
 
 // logInvocation puts the invocation logger into the context and logs one line when the
 // invocation ends: status and duration, plus method and route pattern for HTTP (never the
-// raw path or query string: they may hold customer identifiers).
+// raw path or query string: they may hold customer identifiers). The line carries the
+// trace_id decode found (inv.log grows as the invocation learns about itself, so the
+// steps outside decode log with inv.log, not with their context's logger).
 func (a *App) logInvocation(next step) step {
 	return func(ctx context.Context, inv *invocation) error {
 		start := a.now()
@@ -104,7 +106,7 @@ func (a *App) recoverPanics(next step) step {
 			if v == http.ErrAbortHandler {
 				panic(v) // the handler asked net/http to abort the response; let it
 			}
-			Logger(ctx).Error("panic", slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
+			inv.log.Error("panic", slog.String("panic", fmt.Sprint(v)), slog.String("stack", string(debug.Stack())))
 			err = fmt.Errorf("panic: %v", v)
 		}()
 		return next(ctx, inv)
@@ -139,7 +141,7 @@ func (a *App) park(next step) step {
 		if err == nil || inv.fn.Kind == KindHTTP || !fault.IsPermanent(err) {
 			return err
 		}
-		log := Logger(ctx)
+		log := inv.log // with the trace the inner steps found
 		if inv.fn.Kind == KindTimer {
 			log.Error("timer run failed permanently", slog.Any("error", err))
 			return nil
@@ -175,20 +177,26 @@ func (inv *invocation) parkedBody() string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// decode reads and decodes a trigger envelope into inv.timer or inv.msg. An envelope that
-// cannot be decoded at all is a permanent error (redelivery would not fix it); a body that
-// cannot be read is transient.
+// decode reads and decodes a trigger envelope into inv.timer or inv.msg, then starts the
+// invocation's trace (see startTrace): from the message's properties, else the request's
+// traceparent header, else a new trace. An envelope that cannot be decoded at all is a
+// permanent error (redelivery would not fix it); a body that cannot be read is transient.
+// An HTTP request only gets its trace.
 func (a *App) decode(next step) step {
 	return func(ctx context.Context, inv *invocation) error {
 		if inv.fn.Kind == KindHTTP {
-			return next(ctx, inv)
+			return next(inv.startTrace(ctx), inv)
 		}
 		body, err := io.ReadAll(inv.r.Body)
 		if err != nil {
+			inv.startTrace(ctx) // the failure is logged with a trace id
 			return fmt.Errorf("read envelope: %w", err)
 		}
 		inv.body = body
 		collisions, err := inv.decodeEnvelope()
+		// Metadata is read even when Data cannot be, so a message's own trace context is
+		// known here either way.
+		ctx = inv.startTrace(ctx)
 		if err != nil {
 			return fault.Permanent(fmt.Errorf("undecodable envelope: %w", err))
 		}

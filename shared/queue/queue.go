@@ -22,6 +22,13 @@ type Message struct {
 }
 
 // Sender sends messages to named queues. Safe for concurrent use.
+//
+// Every message sent carries the W3C trace context of ctx (package tracecontext: the
+// invocation's span that funchost put there) as its application properties
+// Diagnostic-Id, traceparent and tracestate, a new span of that trace (a new trace when
+// ctx has none), so the invocation it triggers continues the same operation. Callers
+// pass the context of the work that sends the message; Properties already holding
+// Diagnostic-Id or traceparent are kept.
 type Sender interface {
 	Send(ctx context.Context, queueName string, m Message) error
 	// Schedule enqueues m to become visible at 'at' and returns its sequence number.

@@ -4,8 +4,10 @@
 // a message without ID gets a random one (Service Bus duplicate detection needs one to
 // work with); Schedule returns the sequence number to cancel with; cancelling a message
 // that was already delivered, cancelled or never existed is not an error; an empty queue
-// name is refused. Unlike the local runner, a session-enabled queue is checked by the
-// broker, not here.
+// name is refused; every message carries the W3C trace context of the context it is sent
+// under (application properties Diagnostic-Id and traceparent, a new span of that trace,
+// and tracestate), as the local runner's do. Unlike the local runner, a session-enabled
+// queue is checked by the broker, not here.
 //
 // Errors are *Error values (see translate): a missing queue or namespace and a refused
 // credential are fault.Permanent (configuration: retrying will not help), everything
@@ -28,6 +30,7 @@ import (
 
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/queue"
+	"github.com/teamscc/teamscc/shared/tracecontext"
 )
 
 var _ queue.Sender = (*Sender)(nil)
@@ -117,11 +120,16 @@ func connectionSecrets(cs string) []string {
 	return out
 }
 
-// toMessage maps a queue.Message to the SDK's message: ID → MessageID (a new random id
-// when empty, as Service Bus clients do), SessionID and ContentType (unset when empty),
-// Properties → ApplicationProperties (string values), Body as is (not copied: the SDK
-// encodes it during the call).
-func toMessage(m queue.Message) *azservicebus.Message {
+// toMessage maps a queue.Message sent under ctx to the SDK's message: ID → MessageID (a
+// new random id when empty, as Service Bus clients do), SessionID and ContentType (unset
+// when empty), Properties → ApplicationProperties (string values) with the W3C trace
+// context of ctx added (see tracecontext.MessageProperties), Body as is (not copied: the
+// SDK encodes it during the call).
+//
+// Why here: azservicebus (unlike the .NET SDK) writes no Diagnostic-Id, and the Functions
+// host makes a message's Diagnostic-Id the parent of the invocation it triggers, so
+// Application Insights joins sender and receiver only if we write it.
+func toMessage(ctx context.Context, m queue.Message) *azservicebus.Message {
 	id := m.ID
 	if id == "" {
 		id = newID()
@@ -133,11 +141,10 @@ func toMessage(m queue.Message) *azservicebus.Message {
 	if m.ContentType != "" {
 		out.ContentType = &m.ContentType
 	}
-	if len(m.Properties) > 0 {
-		out.ApplicationProperties = make(map[string]any, len(m.Properties))
-		for k, v := range m.Properties {
-			out.ApplicationProperties[k] = v
-		}
+	props := tracecontext.MessageProperties(ctx, m.Properties)
+	out.ApplicationProperties = make(map[string]any, len(props))
+	for k, v := range props {
+		out.ApplicationProperties[k] = v
 	}
 	return out
 }
@@ -182,7 +189,7 @@ func (s *Sender) Send(ctx context.Context, queueName string, m queue.Message) er
 	if err != nil {
 		return err
 	}
-	return translate("send", queueName, snd.SendMessage(ctx, toMessage(m), nil), s.secrets...)
+	return translate("send", queueName, snd.SendMessage(ctx, toMessage(ctx, m), nil), s.secrets...)
 }
 
 // SendBatch sends ms to the named queue in as few batches as fit, in order. An empty
@@ -205,7 +212,7 @@ func (s *Sender) SendBatch(ctx context.Context, queueName string, ms []queue.Mes
 		return translate("send", queueName, err, s.secrets...)
 	}
 	for _, m := range ms {
-		msg := toMessage(m)
+		msg := toMessage(ctx, m)
 		err := batch.AddMessage(msg, nil)
 		if errors.Is(err, azservicebus.ErrMessageTooLarge) && batch.NumMessages() > 0 {
 			if err := snd.SendMessageBatch(ctx, batch, nil); err != nil {
@@ -239,7 +246,7 @@ func (s *Sender) Schedule(ctx context.Context, queueName string, m queue.Message
 	if at.IsZero() {
 		at = time.Now()
 	}
-	seqs, err := snd.ScheduleMessages(ctx, []*azservicebus.Message{toMessage(m)}, at.UTC(), nil)
+	seqs, err := snd.ScheduleMessages(ctx, []*azservicebus.Message{toMessage(ctx, m)}, at.UTC(), nil)
 	if err != nil {
 		return 0, translate("schedule", queueName, err, s.secrets...)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/queue"
+	"github.com/teamscc/teamscc/shared/tracecontext"
 )
 
 // A made-up connection string; its key must never show in an error or a log.
@@ -121,12 +122,12 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 
 func TestToMessage(t *testing.T) {
 	body := []byte(`{"serviceId":"s1"}`)
-	got := toMessage(queue.Message{ID: "kick-s1-42", SessionID: "s1", ContentType: "application/json", Body: body,
+	got := toMessage(context.Background(), queue.Message{ID: "kick-s1-42", SessionID: "s1", ContentType: "application/json", Body: body,
 		Properties: map[string]string{"kind": "kick", "tenant": "t1"}})
 	if *got.MessageID != "kick-s1-42" || *got.SessionID != "s1" || *got.ContentType != "application/json" || string(got.Body) != string(body) {
 		t.Errorf("mapped %+v", got)
 	}
-	if len(got.ApplicationProperties) != 2 || got.ApplicationProperties["kind"] != "kick" || got.ApplicationProperties["tenant"] != "t1" {
+	if got.ApplicationProperties["kind"] != "kick" || got.ApplicationProperties["tenant"] != "t1" {
 		t.Errorf("ApplicationProperties %v", got.ApplicationProperties)
 	}
 	// Fields the domain does not set stay unset, so the queue's defaults apply.
@@ -135,12 +136,54 @@ func TestToMessage(t *testing.T) {
 	}
 
 	// Empty values are left unset; a missing ID is made up, differently each time.
-	a, b := toMessage(queue.Message{Body: []byte("x")}), toMessage(queue.Message{Body: []byte("x")})
-	if a.SessionID != nil || a.ContentType != nil || a.ApplicationProperties != nil {
+	a, b := toMessage(context.Background(), queue.Message{Body: []byte("x")}), toMessage(context.Background(), queue.Message{Body: []byte("x")})
+	if a.SessionID != nil || a.ContentType != nil {
 		t.Errorf("empty fields mapped: %+v", a)
 	}
 	if !uuidRE.MatchString(*a.MessageID) || *a.MessageID == *b.MessageID {
 		t.Errorf("generated ids %q, %q", *a.MessageID, *b.MessageID)
+	}
+}
+
+// A message sent under an invocation's context carries its trace as Service Bus and
+// Application Insights expect it: Diagnostic-Id and traceparent (a new span of the same
+// trace, one per message) and tracestate. Without a trace in the context the message
+// starts one, so its receiver and redeliveries still share a trace.
+func TestMessagesCarryTheTraceOfTheirContext(t *testing.T) {
+	const trace = "0af7651916cd43dd8448eb211c80319c"
+	inv, _ := tracecontext.Parse("00-"+trace+"-b7ad6b7169203331-01", "congo=t61rcWkgMzE")
+	ctx := tracecontext.NewContext(context.Background(), inv)
+	tpRE := regexp.MustCompile(`^00-` + trace + `-[0-9a-f]{16}-01$`)
+
+	spans := map[string]bool{inv.SpanIDString(): true}
+	for _, m := range []queue.Message{
+		{ID: "kick-1", Body: []byte("{}"), Properties: map[string]string{"kind": "kick"}},
+		{ID: "kick-2", Body: []byte("{}")},
+	} {
+		props := toMessage(ctx, m).ApplicationProperties
+		d, _ := props["Diagnostic-Id"].(string)
+		if !tpRE.MatchString(d) || props["traceparent"] != d || props["tracestate"] != "congo=t61rcWkgMzE" {
+			t.Fatalf("%s: ApplicationProperties %v; want Diagnostic-Id = traceparent in trace %s, and the tracestate", m.ID, props, trace)
+		}
+		if span := d[36:52]; spans[span] {
+			t.Errorf("%s: span %s reused", m.ID, span)
+		} else {
+			spans[span] = true
+		}
+		if m.Properties != nil && (props["kind"] != "kick" || len(m.Properties) != 1) {
+			t.Errorf("the message's own properties: %v (sent %v)", props, m.Properties)
+		}
+	}
+
+	own := toMessage(ctx, queue.Message{Body: []byte("{}"), Properties: map[string]string{"Diagnostic-Id": "00-" + strings.Repeat("1", 32) + "-b7ad6b7169203331-00"}})
+	if own.ApplicationProperties["Diagnostic-Id"] != "00-"+strings.Repeat("1", 32)+"-b7ad6b7169203331-00" || own.ApplicationProperties["traceparent"] != nil {
+		t.Errorf("a message's own Diagnostic-Id was replaced: %v", own.ApplicationProperties)
+	}
+
+	bare := toMessage(context.Background(), queue.Message{Body: []byte("{}")}).ApplicationProperties
+	c, ok := tracecontext.FromProperties(bare)
+	if !ok || c.TraceIDString() == trace || bare["traceparent"] != bare["Diagnostic-Id"] || bare["tracestate"] != nil {
+		t.Errorf("without a trace: %v; want a new trace", bare)
 	}
 }
 
