@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -581,4 +582,130 @@ func TestPortalSignsInWithTheAuthorizationCodeFlowAndPKCE(t *testing.T) {
 		t.Errorf("after signing out sessionStorage still holds %q", stored)
 	}
 	tb.noConsoleErrors()
+}
+
+// An admin builds a contact center from the browser, against the local runner and
+// its simulated directory: a tenant is created; a skill-based service is created (a broken id is named beside
+// its field first), a person found in the directory is added as its agent, their
+// skills and duty are changed on their page, they are removed again; a Teams-based
+// service naming a Team opens with the Team's members as agents.
+func TestPortalManagesServicesAndAgents(t *testing.T) {
+	browser := newBrowser(t)
+	base := startLocal(t, map[string]string{"LogLevel": "warn"})
+	api := base + "/api/tenants/" + simulate.ContosoID
+	tb := newTab(t, browser, base, "")
+
+	// A new customer tenant first.
+	const tailspin = "7a11591e-0000-4000-8000-000000007a11"
+	tb.open("#/tenants")
+	tb.setField("id", tailspin)
+	tb.setField("name", "Tailspin")
+	tb.click(`form[aria-labelledby="new-tenant"] button[type="submit"]`)
+	tb.waitRendered("#/t/" + tailspin)
+	if got := tb.text("#banner"); !strings.Contains(got, "Tenant Tailspin was created") {
+		t.Errorf("after creating a tenant the banner reads %q", got)
+	}
+	if got := tb.text("#tenant-select"); !strings.Contains(got, "Tailspin") {
+		t.Errorf("the tenant picker offers %q, want the new tenant in it", got)
+	}
+
+	tb.goTo(contoso + "/services")
+	tb.setField("id", "VIP line")
+	tb.setField("name", "VIP")
+	tb.do("choose skill-based", chromedp.SetValue(chromedp.CSS(field("type")), "SkillBased"))
+	tb.click(`form[aria-labelledby="new-service"] button[type="submit"]`)
+	tb.waitVisible(`[name="id"][aria-invalid="true"]`)
+	if got := tb.text(`.field:has([name="id"]) .field-error`); !strings.Contains(got, "id") {
+		t.Errorf("a broken id reads %q beside the field", got)
+	}
+	tb.setField("id", "vip")
+	tb.click(`form[aria-labelledby="new-service"] button[type="submit"]`)
+	tb.waitRendered(contoso + "/services/vip")
+	if got := tb.text("#banner"); !strings.Contains(got, "Service VIP was created") {
+		t.Errorf("after creating, the banner reads %q", got)
+	}
+	tb.waitVisible(`#service-agents`)
+	if got := tb.text(`section[aria-labelledby="service-agents"] table`); !strings.Contains(got, "No agents yet") {
+		t.Errorf("a new service's agents: %q", got)
+	}
+
+	// The directory suggests people as the admin types; one is added.
+	tb.do("type a name", chromedp.SendKeys(chromedp.CSS(field("user")), "New Hire"))
+	tb.poll("suggestions from the directory", `document.querySelectorAll('datalist option').length >= 2`)
+	if v := evalIn[string](tb, `document.querySelector('datalist option').value`); !strings.HasSuffix(v, "@contoso.example") {
+		t.Errorf("the first suggestion is %q, want a UPN", v)
+	}
+	tb.setField("user", "newhire1@contoso.example")
+	tb.click(`form.inline-form button[type="submit"]`)
+	tb.waitVisible(`section[aria-labelledby="service-agents"] tr[data-agent]`)
+	if got := tb.text(`section[aria-labelledby="service-agents"] tr[data-agent]`); !strings.Contains(got, "New Hire 1") {
+		t.Errorf("the added agent reads %q", got)
+	}
+	type agentsAnswer struct {
+		Agents []agentView `json:"agents"`
+	}
+	find := func() (agentView, bool) {
+		var out agentsAnswer
+		getJSON(t, api+"/agents", &out)
+		for _, a := range out.Agents {
+			if a.UPN == "newhire1@contoso.example" {
+				return a, true
+			}
+		}
+		return agentView{}, false
+	}
+	hire, ok := find()
+	if !ok || !slices.Contains(hire.Duty.Services, "vip") {
+		t.Fatalf("stored: %+v (found %v), want on duty for vip", hire, ok)
+	}
+
+	// Their page: skills and duty.
+	tb.click(`section[aria-labelledby="service-agents"] tr[data-agent] a`)
+	tb.waitRendered(contoso + "/agents/" + hire.ID)
+	if got := tb.text("main h1"); got != "New Hire 1" {
+		t.Errorf("the agent's page is headed %q", got)
+	}
+	tb.setField("skills", "en:80, fr:40")
+	tb.click(field("duty.offDuty"))
+	tb.click(`main form button[type="submit"]`)
+	tb.waitVisible(`.form-status .notice-success`)
+	if got, _ := find(); got.Skills["en"] != 80 || got.Skills["fr"] != 40 || !got.Duty.OffDuty || !slices.Contains(got.Duty.Services, "vip") {
+		t.Errorf("after saving the agent: skills %v, duty %+v", got.Skills, got.Duty)
+	}
+	tb.setField("skills", "en:60")
+	tb.click(`main form button[type="submit"]`)
+	tb.poll("the second save", `document.querySelector('[name="skills"]').value === 'en:60'`)
+	if got, _ := find(); len(got.Skills) != 1 || got.Skills["en"] != 60 {
+		t.Errorf("a skill left out is removed: %v", got.Skills)
+	}
+
+	// Off the service again.
+	tb.goTo(contoso + "/services/vip")
+	tb.waitVisible(`section[aria-labelledby="service-agents"] tr[data-agent]`)
+	tb.click(`section[aria-labelledby="service-agents"] tr[data-agent] button.danger`)
+	tb.click(`dialog[open] button[value="yes"]`)
+	tb.do("the agent gone", chromedp.WaitNotPresent(chromedp.CSS(`section[aria-labelledby="service-agents"] tr[data-agent]`)))
+	if got, _ := find(); slices.Contains(got.Duty.Services, "vip") {
+		t.Errorf("after removing: duty %+v", got.Duty)
+	}
+
+	// A Teams-based service naming sales' Team opens with its members.
+	var sales struct{ Team string }
+	getJSON(t, api+"/services/sales", &sales)
+	tb.goTo(contoso + "/services")
+	tb.setField("id", "sales-2")
+	tb.setField("name", "Sales 2")
+	tb.setField("team", sales.Team)
+	tb.click(`form[aria-labelledby="new-service"] button[type="submit"]`)
+	tb.waitRendered(contoso + "/services/sales-2")
+	if got := tb.text("#banner"); !strings.Contains(got, "members in the Team") {
+		t.Errorf("after creating a Teams-based service the banner reads %q", got)
+	}
+	tb.waitVisible(`section[aria-labelledby="service-agents"] tr[data-agent]`)
+	if n := evalIn[int](tb, `document.querySelectorAll('section[aria-labelledby="service-agents"] tr[data-agent]').length`); n < 2 {
+		t.Errorf("the new Teams-based service shows %d agents", n)
+	}
+	tb.click(`section[aria-labelledby="service-agents"] p button`) // sync now
+	tb.poll("the sync's answer", `document.querySelector('section[aria-labelledby="service-agents"] .form-status').innerText.includes('members in the Team')`)
+	tb.noConsoleErrors("400")
 }

@@ -5,7 +5,7 @@ import * as auth from './auth.js';
 import {api, onUnauthorized} from './api.js';
 import {h, replace, notice, errorNotice} from './ui.js';
 import {tenantsView, tenantView, presenceView, interactView} from './views-tenant.js';
-import {servicesView, serviceView, agentsView, outboundView} from './views-services.js';
+import {servicesView, serviceView, agentsView, agentView, outboundView} from './views-services.js';
 import {liveView, parkedView} from './views-live.js';
 
 const sections = [
@@ -31,7 +31,8 @@ function route() {
     const sec = sections.find(([key]) => key === (parts[2] || '')) || sections[0];
     let view = sec[2];
     if (sec[0] === 'services' && parts[3]) view = serviceView;
-    return {name: sec[0] || 'details', view, tid: parts[1], section: sec[0], sid: parts[3] || ''};
+    if (sec[0] === 'agents' && parts[3]) view = agentView;
+    return {name: sec[0] || 'details', view, tid: parts[1], section: sec[0], id: parts[3] || ''};
   }
   if (parts[0] === 'ops' && parts[1] === 'parked') return {name: 'parked', view: parkedView, section: 'parked'};
   return {name: 'tenants', view: tenantsView, section: 'tenants'};
@@ -118,6 +119,13 @@ export function say(kind, text) {
   document.getElementById('banner').replaceChildren(text ? notice(kind, text) : '');
 }
 
+// sayNext shows a message above the next page (what a create did, before the page
+// of what it created).
+let next = ['', ''];
+function sayNext(kind, text) {
+  next = [kind, text];
+}
+
 function signInPage() {
   const cfg = auth.settings();
   return [
@@ -138,7 +146,8 @@ async function render() {
   const leaves = [];
   renderNav(r);
   renderWho();
-  say('', '');
+  say(...next);
+  next = ['', ''];
   m.setAttribute('aria-busy', 'true');
   m.dataset.view = r.name;
   m.dataset.route = location.hash; // what the page shows (tests wait for it)
@@ -147,11 +156,12 @@ async function render() {
   const ctx = {
     main: m,
     tid: r.tid,
-    sid: r.sid,
+    id: r.id, // the address's fourth part: a service's or an agent's id
     alive: () => token === current.token,
     onLeave: (f) => leaves.push(f),
     go,
     say,
+    sayNext,
     tenantsChanged,
   };
   try {

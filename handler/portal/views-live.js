@@ -57,7 +57,7 @@ export async function liveView(ctx) {
     ctx.main.append(notice('info', 'This tenant has no service with a queue.'));
     return;
   }
-  const sid = services.some((s) => s.id === ctx.sid) ? ctx.sid : services[0].id;
+  const sid = services.some((s) => s.id === ctx.id) ? ctx.id : services[0].id;
   const base = `#/t/${encodeURIComponent(ctx.tid)}/live/`;
   const summary = h('p', {class: 'summary', 'aria-live': 'polite', 'aria-atomic': 'true'});
   const updated = h('p', {class: 'meta'});

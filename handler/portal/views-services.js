@@ -2,7 +2,7 @@
 import {api, tenantPath, ApiError} from './api.js';
 import {
   h, replace, title, table, notice, errorNotice, describeError, field, readField, markFieldError, clearFieldErrors,
-  timeTag, confirmAction,
+  timeTag, confirmAction, uid,
 } from './ui.js';
 import {versionedEditor} from './edit.js';
 
@@ -28,7 +28,47 @@ export async function servicesView(ctx) {
       ['Status', (s) => (s.pendingDeletion ? h('span', {class: 'badge badge-bad'}, 'Pending deletion')
         : s.calls && s.calls.closed ? h('span', {class: 'badge badge-warn'}, 'Closed') : 'Open')],
       ['Queue', (s) => h('a', {href: `${base}/live/${encodeURIComponent(s.id)}`, 'aria-label': `Live queue of ${s.name || s.id}`}, 'Live queue')],
-    ], data.services || [], {empty: 'This tenant has no services yet.'}));
+    ], data.services || [], {empty: 'This tenant has no services yet.'}),
+    newServiceForm(ctx));
+}
+
+// syncSummary says what a Team sync did, in words.
+function syncSummary(r) {
+  return `${r.members} members in the Team: ${r.added} added, ${r.removed} removed as agents` +
+    (r.ownersAdded || r.ownersRemoved ? `, ${r.ownersAdded} owners added, ${r.ownersRemoved} removed` : '') + '.';
+}
+
+// newServiceForm creates a service (tenant admins, partner admins, operators); a
+// Teams-based one naming its Team has its members as agents when it opens.
+function newServiceForm(ctx) {
+  const status = h('div', {class: 'form-status'});
+  const form = h('form', {class: 'edit', novalidate: true, 'aria-labelledby': 'new-service'},
+    h('h2', {id: 'new-service'}, 'New service'),
+    h('div', {class: 'grid'},
+      field({name: 'id', label: 'Service id', hint: 'a-z, 0-9 and hyphens, up to 40; it cannot change later.'}, ''),
+      field({name: 'name', label: 'Name'}, ''),
+      field({name: 'type', label: 'Type', type: 'select', options: [['TeamsBased', 'Teams-based: a Team\'s members are its agents'],
+        ['SkillBased', 'Skill-based: agents are added one by one'], ['None', 'None: no queue (transfers only)']]}, 'TeamsBased'),
+      field({name: 'team', label: 'Team (group id)', hint: 'Teams-based services: its members become the agents.'}, '')),
+    status, h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Create the service')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFieldErrors(form);
+    const val = (n) => readField(form.elements.namedItem(n));
+    const body = {id: val('id'), name: val('name'), type: val('type')};
+    if (val('team')) body.team = val('team');
+    replace(status, notice('info', 'Creating…'));
+    try {
+      const {data} = await api('POST', tenantPath(ctx.tid, 'services'), {body});
+      const said = [`Service ${data.name} was created.`, data.sync ? syncSummary(data.sync) : '', ...(data.warnings || [])];
+      ctx.sayNext(data.warnings && data.warnings.length ? 'warning' : 'success', said.filter(Boolean).join(' '));
+      ctx.go(`#/t/${encodeURIComponent(ctx.tid)}/services/${encodeURIComponent(data.id)}`);
+    } catch (err) {
+      replace(status, errorNotice(err, 'Not created'));
+      if (err instanceof ApiError && err.field) markFieldError(form, err.field, describeError(err));
+    }
+  });
+  return form;
 }
 
 const serviceForm = [
@@ -80,7 +120,7 @@ export async function serviceView(ctx) {
   const meta = h('p', {class: 'meta'});
   const editor = versionedEditor({
     noun: 'service',
-    url: tenantPath(ctx.tid, 'services', ctx.sid),
+    url: tenantPath(ctx.tid, 'services', ctx.id),
     groups: serviceForm,
     cleared: null, // a merge patch: null removes the field (its default applies)
     onChange: (s) => {
@@ -92,10 +132,116 @@ export async function serviceView(ctx) {
   });
   await editor.load();
   if (!ctx.alive()) return;
+  const agents = h('section', {'aria-labelledby': 'service-agents'});
   ctx.main.append(heading, meta,
-    h('p', null, h('a', {href: `#/t/${encodeURIComponent(ctx.tid)}/live/${encodeURIComponent(ctx.sid)}`}, 'Show the live queue'),
+    h('p', null, h('a', {href: `#/t/${encodeURIComponent(ctx.tid)}/live/${encodeURIComponent(ctx.id)}`}, 'Show the live queue'),
+      ' · ', h('a', {href: '#service-agents'}, 'Its agents'),
       ' · ', h('a', {href: `#/t/${encodeURIComponent(ctx.tid)}/services`}, 'All services')),
-    editor.form);
+    editor.form, agents);
+  await serviceAgents(ctx, editor.resource(), agents);
+}
+
+// serviceAgents shows a service's agents: a Teams-based service's Team members (with
+// a sync now), a skill-based service's agents (added from the directory, removed).
+async function serviceAgents(ctx, svc, box) {
+  if (svc.type === 'None') return;
+  const teams = svc.type === 'TeamsBased';
+  const status = h('div', {class: 'form-status'});
+  const list = h('div');
+  const show = async () => {
+    try {
+      const {data} = await api('GET', tenantPath(ctx.tid, 'agents'));
+      if (!ctx.alive()) return;
+      const mine = (data.agents || []).filter((a) => (teams ? a.services : (a.duty && a.duty.services) || []).includes(svc.id));
+      replace(list, table(`Agents of ${svc.name || svc.id}`, [
+        ['Name', (a) => h('a', {href: agentHref(ctx, a.id)}, a.displayName || a.id)],
+        ['UPN', (a) => a.upn || ''],
+        ['State', (a) => phaseCell(a.phase, a.phaseUntil)],
+        [teams ? 'Takes its calls' : 'Skills', (a) => (teams ? (a.active && a.active[svc.id] === false ? 'No: switched off' : 'Yes')
+          : Object.entries(a.skills || {}).map(([k, v]) => `${k} ${v}`).join(', '))],
+        ...(teams ? [] : [['', (a) => h('button', {type: 'button', class: 'danger', 'aria-label': `Remove ${a.displayName || a.id} from the service`,
+          onclick: () => remove(a)}, 'Remove')]]),
+      ], mine, {empty: teams ? 'No members yet: sync with the Team.' : 'No agents yet: add some from the directory.',
+        rowAttrs: (a) => ({'data-agent': a.id})}));
+    } catch (err) {
+      replace(list, errorNotice(err, 'The agents could not be read'));
+    }
+  };
+  const remove = async (a) => {
+    if (!(await confirmAction('Remove this agent?', `${a.displayName || a.id} stops receiving calls of ${svc.name || svc.id}; their history stays.`, 'Remove'))) return;
+    try {
+      await api('DELETE', tenantPath(ctx.tid, 'services', svc.id, 'agents', a.id));
+      replace(status, notice('success', `${a.displayName || a.id} was removed.`));
+    } catch (err) {
+      replace(status, errorNotice(err, 'Not removed'));
+    }
+    await show();
+  };
+  let controls;
+  if (teams) {
+    controls = h('p', null, h('button', {type: 'button', onclick: async () => {
+      replace(status, notice('info', 'Syncing with the Team…'));
+      try {
+        const {data} = await api('POST', tenantPath(ctx.tid, 'services', svc.id, 'members', 'sync'));
+        replace(status, notice('success', syncSummary(data)));
+      } catch (err) {
+        replace(status, errorNotice(err, 'Not synced'));
+      }
+      await show();
+    }}, 'Sync with the Team now'));
+  } else {
+    controls = addAgentForm(ctx, svc, status, show);
+  }
+  replace(box, h('h2', {id: 'service-agents', tabindex: '-1'}, 'Agents'),
+    h('p', null, teams ? 'The members of the service\'s Team; the directory sync follows it every few minutes.'
+      : 'People of the tenant\'s directory who take this service\'s calls, as their skills match.'),
+    controls, status, list);
+  await show();
+}
+
+// addAgentForm adds a directory user to a skill-based service: the name field
+// suggests people of the directory as the admin types.
+function addAgentForm(ctx, svc, status, show) {
+  const listId = uid('people');
+  const people = h('datalist', {id: listId});
+  const input = field({name: 'user', label: 'Add a person', hint: 'Start typing a name, UPN or mail, or paste an object id.'}, '');
+  const control = input.querySelector('input');
+  control.setAttribute('list', listId);
+  let timer = 0;
+  let asked = '';
+  control.addEventListener('input', () => {
+    clearTimeout(timer);
+    const q = control.value.trim();
+    if (q.length < 2 || q === asked) return;
+    timer = setTimeout(async () => {
+      asked = q;
+      try {
+        const {data} = await api('GET', `${tenantPath(ctx.tid, 'directory', 'users')}?search=${encodeURIComponent(q)}&$top=10`);
+        replace(people, (data.value || []).map((u) => h('option', {value: u.upn || u.id}, u.displayName || u.upn)));
+      } catch {
+        replace(people); // suggestions are a help; adding still works by UPN or id
+      }
+    }, 250);
+  });
+  const form = h('form', {class: 'inline-form', novalidate: true}, input, people, h('button', {type: 'submit', class: 'primary'}, 'Add'));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFieldErrors(form);
+    try {
+      const {data} = await api('POST', tenantPath(ctx.tid, 'services', svc.id, 'agents'), {body: {user: control.value.trim()}});
+      replace(status, notice('success', `${data.displayName || data.upn || data.id} now takes calls of ${svc.name || svc.id}.`));
+      control.value = '';
+      await show();
+    } catch (err) {
+      if (!(err instanceof ApiError && err.field && markFieldError(form, err.field, describeError(err)))) replace(status, errorNotice(err, 'Not added'));
+      else replace(status);
+    }
+  });
+  return form;
+}
+
+function agentHref(ctx, id) {
+  return `#/t/${encodeURIComponent(ctx.tid)}/agents/${encodeURIComponent(id)}`;
 }
 
 export async function agentsView(ctx) {
@@ -114,7 +260,7 @@ export async function agentsView(ctx) {
       h('a', {href: `#/t/${encodeURIComponent(ctx.tid)}/live`}, 'Live queues'), ' show who rings and who is connected.'),
     presence.status === 'rejected' ? errorNotice(presence.reason, 'Presence is not shown') : '',
     table('Agents', [
-      ['Name', (a) => a.displayName || a.id],
+      ['Name', (a) => h('a', {href: agentHref(ctx, a.id)}, a.displayName || a.id)],
       ['UPN', (a) => a.upn || ''],
       ['State', (a) => phaseCell(a.phase, a.phaseUntil)],
       ['Presence', (a) => presenceCell(byID.get(a.id))],
@@ -123,6 +269,92 @@ export async function agentsView(ctx) {
         : ['On duty', a.duty && a.duty.services && a.duty.services.length ? ` for ${a.duty.services.join(', ')}` : ''])],
       ['Skills', (a) => Object.entries(a.skills || {}).map(([k, v]) => `${k} ${v}`).join(', ')],
     ], list, {empty: 'No agents yet.', rowAttrs: (a) => ({'data-agent': a.id})}));
+}
+
+// agentView is one agent: where they are, and their routing profile to change (skills,
+// duty, the active flag of each Teams-based service); RONA reset and end of after-call
+// work when they apply.
+export async function agentView(ctx) {
+  const heading = title('Agent');
+  const facts = h('dl', {class: 'facts'});
+  const status = h('div', {class: 'form-status'});
+  const form = h('form', {class: 'edit', novalidate: true});
+  ctx.main.append(heading, facts, form);
+  const path = tenantPath(ctx.tid, 'agents', ctx.id);
+  const [got, services] = await Promise.all([api('GET', path), api('GET', tenantPath(ctx.tid, 'services')).catch(() => ({data: {services: []}}))]);
+  if (!ctx.alive()) return;
+  let a = got.data;
+  const skillBased = (services.data.services || []).filter((s) => s.type === 'SkillBased' && !s.pendingDeletion);
+  const fill = () => {
+    heading.textContent = a.displayName || a.id;
+    replace(facts,
+      h('dt', null, 'UPN'), h('dd', null, a.upn || '—'),
+      h('dt', null, 'State'), h('dd', null, phaseCell(a.phase, a.phaseUntil), ' ', a.phase === 'RONA'
+        ? h('button', {type: 'button', onclick: () => act(tenantPath(ctx.tid, 'agents', a.id, 'rona', 'reset'), undefined, 'RONA was reset.')}, 'Reset RONA')
+        : a.phase === 'ACW' ? h('button', {type: 'button', onclick: () => act(tenantPath(ctx.tid, 'agents', a.id, 'acw'), {action: 'end'}, 'After-call work was ended.')}, 'End after-call work') : ''),
+      h('dt', null, 'Teams-based services'), h('dd', null, (a.services || []).join(', ') || '—'));
+    const skills = Object.entries(a.skills || {}).map(([k, v]) => `${k}:${v}`).join(', ');
+    replace(form,
+      h('fieldset', null, h('legend', null, 'Routing profile'), h('div', {class: 'grid'},
+        field({name: 'skills', label: 'Skills', hint: 'skill:level (1..100), comma-separated, for example en:80, fr:40.'}, skills),
+        field({name: 'duty.offDuty', label: 'Off duty: offered no calls', type: 'checkbox'}, a.duty && a.duty.offDuty),
+        field({name: 'duty.skills', label: 'Works with these of their skills only', type: 'lines', hint: 'One skill per line; empty: all.'}, (a.duty && a.duty.skills) || []))),
+      skillBased.length ? h('fieldset', null, h('legend', null, 'Skill-based services on duty for'), h('div', {class: 'grid'},
+        skillBased.map((s) => field({name: `duty.services.${s.id}`, label: s.name || s.id, type: 'checkbox'}, ((a.duty && a.duty.services) || []).includes(s.id))))) : '',
+      (a.services || []).length ? h('fieldset', null, h('legend', null, 'Takes calls of these Teams-based services'), h('div', {class: 'grid'},
+        a.services.map((s) => field({name: `active.${s}`, label: s, type: 'checkbox'}, !(a.active && a.active[s] === false))))) : '',
+      status, h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Save changes')));
+  };
+  const act = async (url, body, done) => {
+    try {
+      await api('POST', url, {body});
+      a = (await api('GET', path)).data;
+      fill();
+      replace(status, notice('success', done));
+    } catch (err) {
+      replace(status, errorNotice(err, 'Not done'));
+    }
+  };
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFieldErrors(form);
+    const val = (n) => readField(form.elements.namedItem(n));
+    const patch = {};
+    const skills = {};
+    for (const part of val('skills').split(',').map((x) => x.trim()).filter(Boolean)) {
+      const [k, v] = part.split(':').map((x) => x.trim());
+      skills[k] = Number(v || 0);
+    }
+    const changedSkills = {};
+    for (const [k, v] of Object.entries(skills)) if ((a.skills || {})[k] !== v) changedSkills[k] = v;
+    for (const k of Object.keys(a.skills || {})) if (!(k in skills)) changedSkills[k] = null;
+    if (Object.keys(changedSkills).length) patch.skills = changedSkills;
+    const duty = {offDuty: val('duty.offDuty'), skills: val('duty.skills'),
+      services: [...((a.duty && a.duty.services) || []).filter((s) => !skillBased.some((x) => x.id === s)),
+        ...skillBased.filter((s) => val(`duty.services.${s.id}`)).map((s) => s.id)]};
+    const was = a.duty || {};
+    if (duty.offDuty !== !!was.offDuty || JSON.stringify(duty.skills) !== JSON.stringify(was.skills || []) ||
+      JSON.stringify([...duty.services].sort()) !== JSON.stringify([...(was.services || [])].sort())) patch.duty = duty;
+    const active = {};
+    for (const sv of a.services || []) {
+      const on = val(`active.${sv}`);
+      if (on !== !(a.active && a.active[sv] === false)) active[sv] = on;
+    }
+    if (Object.keys(active).length) patch.active = active;
+    if (Object.keys(patch).length === 0) {
+      replace(status, notice('info', 'Nothing to save: no field was changed.'));
+      return;
+    }
+    try {
+      a = (await api('PATCH', path, {body: patch})).data;
+      fill();
+      replace(status, notice('success', 'Saved.'));
+    } catch (err) {
+      replace(status, errorNotice(err, 'Not saved'));
+      if (err instanceof ApiError && err.field) markFieldError(form, err.field.replace(/^skills\..*/, 'skills'), describeError(err));
+    }
+  });
+  fill();
 }
 
 const phases = {

@@ -21,7 +21,39 @@ export async function tenantsView(ctx) {
       ['Microsoft 365 domain', (t) => getPath(t, 'details.o365Domain') || ''],
       ['Status', (t) => (t.deleted ? h('span', {class: 'badge badge-bad'}, 'Pending deletion') : 'Active')],
       ['Updated', (t) => timeTag(t.updatedAt)],
-    ], list, {empty: 'You administer no tenant yet.'}));
+    ], list, {empty: 'You administer no tenant yet.'}),
+    newTenantForm(ctx));
+}
+
+// newTenantForm adds a customer tenant: operators, or partner admins naming their own
+// partner administration group (the API refuses others, naming the field).
+function newTenantForm(ctx) {
+  const status = h('div', {class: 'form-status'});
+  const form = h('form', {class: 'edit', novalidate: true, 'aria-labelledby': 'new-tenant'},
+    h('h2', {id: 'new-tenant'}, 'New tenant'),
+    h('div', {class: 'grid'},
+      field({name: 'id', label: 'Tenant ID', hint: 'The customer\'s Microsoft Entra tenant id (a GUID).'}, ''),
+      field({name: 'name', label: 'Name'}, ''),
+      field({name: 'security.partnerAdminGroup', label: 'Partner administration group', hint: 'Partners: the object id of your own administration group.'}, '')),
+    status, h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Create the tenant')));
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearFieldErrors(form);
+    const val = (n) => readField(form.elements.namedItem(n));
+    const body = {id: val('id'), name: val('name')};
+    if (val('security.partnerAdminGroup')) body.security = {partnerAdminGroup: val('security.partnerAdminGroup')};
+    replace(status, notice('info', 'Creating…'));
+    try {
+      const {data} = await api('POST', '/api/tenants', {body});
+      ctx.tenantsChanged();
+      ctx.sayNext('success', `Tenant ${data.name} was created. Set its presence, services and groups next.`);
+      ctx.go(`#/t/${encodeURIComponent(data.id)}`);
+    } catch (err) {
+      replace(status, errorNotice(err, 'Not created'));
+      if (err instanceof ApiError && err.field) markFieldError(form, err.field, describeError(err));
+    }
+  });
+  return form;
 }
 
 // The tenant's fields, grouped as the form shows them; the names are the API's paths.

@@ -26,7 +26,16 @@ const (
 	// AzureCLIAppID is Microsoft's Azure CLI: pre-authorised for the scope, so
 	// `az account get-access-token --resource api://<client id>` works without consent.
 	AzureCLIAppID = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"
+	// ReportsScopeValue is the delegated scope Power BI and Excel ask for when they read
+	// an OData feed with an organisational account (<feed base URL>/user_impersonation).
+	ReportsScopeValue = "user_impersonation"
+	reportsScopeID    = "9c3b0c7e-5f0e-4d8a-a0a4-7e2d3b6f1c25"
 )
+
+// PowerQueryClients are Microsoft's clients that read an OData feed for Power BI:
+// Power Query (Power BI Desktop, Excel) and Power BI's data refresh (the service's
+// scheduled refresh). They are pre-authorised for the reports scope.
+var PowerQueryClients = []string{"a672d62c-fc7b-4e81-a576-e60dc46e951d", "b52893c8-bc2e-47fc-918b-77022b299bbc"}
 
 // graph is a minimal Microsoft Graph client: a base URL and a bearer token.
 type graph struct {
@@ -97,15 +106,28 @@ type preAuthorized struct {
 	DelegatedPermissionIDs []string `json:"delegatedPermissionIds"`
 }
 
-// hasID reports whether one of the raw objects has the id or the value.
-func hasID(objs []json.RawMessage, id, value string) bool {
+// idOf is the id of the raw object (a scope, a role) with the id or the value, or "".
+func idOf(objs []json.RawMessage, id, value string) string {
 	for _, o := range objs {
 		var x struct{ ID, Value string }
 		if json.Unmarshal(o, &x) == nil && (strings.EqualFold(x.ID, id) || x.Value == value) {
-			return true
+			return x.ID
 		}
 	}
-	return false
+	return ""
+}
+
+// preAuthorize adds scope to what client is pre-authorised for; false when it was.
+func preAuthorize(pre []preAuthorized, client, scope string) ([]preAuthorized, bool) {
+	i := slices.IndexFunc(pre, func(p preAuthorized) bool { return strings.EqualFold(p.AppID, client) })
+	switch {
+	case i < 0:
+		return append(pre, preAuthorized{AppID: client, DelegatedPermissionIDs: []string{scope}}), true
+	case !slices.Contains(pre[i].DelegatedPermissionIDs, scope):
+		pre[i].DelegatedPermissionIDs = append(slices.Clone(pre[i].DelegatedPermissionIDs), scope)
+		return pre, true
+	}
+	return pre, false
 }
 
 // Result says what Setup changed (false: it was already so).
@@ -116,6 +138,7 @@ type Result struct {
 	Role           bool // the Platform.Operator role added
 	PreAuthorized  bool // Azure CLI pre-authorised
 	PortalRedirect bool // the admin portal's address added as a SPA redirect URI
+	Reports        bool // what Power BI needs added (ReportsURI, its scope, Power Query pre-authorised)
 	ServicePrinc   bool // the service principal created in this tenant
 	OperatorAssign bool // the signed-in user made an operator
 }
@@ -128,6 +151,11 @@ type Options struct {
 	// (https://<app host>/api/portal/), registered as a single-page application's
 	// redirect URI so that the portal can sign in.
 	PortalRedirect string
+	// ReportsURI, when set, is the base URL Power BI reads the user-state report at
+	// (https://<custom domain of the app>): added as an Application ID URI with the
+	// scope user_impersonation, Power Query's clients pre-authorised for it. Entra
+	// accepts an https identifier only on a domain verified in the tenant.
+	ReportsURI string
 }
 
 // Setup gives the app registration clientID what the admin API needs: the App ID URI
@@ -148,19 +176,34 @@ func Setup(ctx context.Context, g *graph, clientID string, opts Options) (Result
 		patch["identifierUris"] = append(slices.Clone(app.IdentifierURIs), res.AppIDURI)
 		res.IdentifierURI = true
 	}
-	if !hasID(app.AppRoles, roleID, RoleValue) {
+	if idOf(app.AppRoles, roleID, RoleValue) == "" {
 		role, _ := json.Marshal(map[string]any{"id": roleID, "value": RoleValue, "isEnabled": true,
 			"allowedMemberTypes": []string{"User", "Application"}, "displayName": "Platform operator",
 			"description": "Operates the contact-center platform: every tenant, parked messages, operator-only settings."})
 		patch["appRoles"] = append(slices.Clone(app.AppRoles), role)
 		res.Role = true
 	}
-	if !hasID(app.API.Scopes, scopeID, ScopeValue) {
+	scopes := slices.Clone(app.API.Scopes)
+	adminScope := idOf(scopes, scopeID, ScopeValue)
+	if adminScope == "" {
+		adminScope = scopeID
 		scope, _ := json.Marshal(map[string]any{"id": scopeID, "value": ScopeValue, "type": "User", "isEnabled": true,
 			"adminConsentDisplayName": "Use the contact-center admin API", "adminConsentDescription": "Call the admin API as the signed-in user; what the user may do follows their roles.",
 			"userConsentDisplayName": "Use the contact-center admin API", "userConsentDescription": "Call the admin API as you; what you may do follows your roles."})
-		patch["api"] = map[string]any{"oauth2PermissionScopes": append(slices.Clone(app.API.Scopes), scope)}
+		scopes = append(scopes, scope)
 		res.Scope = true
+	}
+	reportsScope := idOf(scopes, reportsScopeID, ReportsScopeValue)
+	if opts.ReportsURI != "" && reportsScope == "" {
+		reportsScope = reportsScopeID
+		scope, _ := json.Marshal(map[string]any{"id": reportsScopeID, "value": ReportsScopeValue, "type": "User", "isEnabled": true,
+			"adminConsentDisplayName": "Read contact-center reports", "adminConsentDescription": "Read the contact center's reports (Power BI, Excel) as the signed-in user; what the user may read follows their roles.",
+			"userConsentDisplayName": "Read contact-center reports", "userConsentDescription": "Read the contact center's reports as you; what you may read follows your roles."})
+		scopes = append(scopes, scope)
+		res.Reports = true
+	}
+	if len(scopes) > len(app.API.Scopes) {
+		patch["api"] = map[string]any{"oauth2PermissionScopes": scopes}
 	}
 	if opts.PortalRedirect != "" && !slices.Contains(app.SPA.RedirectURIs, opts.PortalRedirect) {
 		patch["spa"] = map[string]any{"redirectUris": append(slices.Clone(app.SPA.RedirectURIs), opts.PortalRedirect)}
@@ -173,21 +216,31 @@ func Setup(ctx context.Context, g *graph, clientID string, opts Options) (Result
 	}
 	// Pre-authorisation names the scope by id, so it goes in a second update, once the
 	// scope exists.
-	pre := slices.Clone(app.API.PreAuthorized)
-	i := slices.IndexFunc(pre, func(p preAuthorized) bool { return strings.EqualFold(p.AppID, AzureCLIAppID) })
-	switch {
-	case i < 0:
-		pre = append(pre, preAuthorized{AppID: AzureCLIAppID, DelegatedPermissionIDs: []string{scopeID}})
-		res.PreAuthorized = true
-	case !slices.Contains(pre[i].DelegatedPermissionIDs, scopeID):
-		pre[i].DelegatedPermissionIDs = append(slices.Clone(pre[i].DelegatedPermissionIDs), scopeID)
-		res.PreAuthorized = true
+	pre, changed := preAuthorize(slices.Clone(app.API.PreAuthorized), AzureCLIAppID, adminScope)
+	res.PreAuthorized = changed
+	powerQuery := false
+	for i := 0; opts.ReportsURI != "" && i < len(PowerQueryClients); i++ {
+		pre, changed = preAuthorize(pre, PowerQueryClients[i], reportsScope)
+		powerQuery = powerQuery || changed
 	}
-	if res.PreAuthorized {
+	res.Reports = res.Reports || powerQuery
+	if res.PreAuthorized || powerQuery {
 		if _, err := g.call(ctx, http.MethodPatch, "/applications/"+url.PathEscape(app.ID),
 			map[string]any{"api": map[string]any{"preAuthorizedApplications": pre}}, nil); err != nil {
-			return res, fmt.Errorf("pre-authorise Azure CLI: %w", err)
+			return res, fmt.Errorf("pre-authorise Azure CLI and Power Query: %w", err)
 		}
+	}
+	// The reports' https identifier on its own, last: Entra refuses it unless its
+	// domain is verified in the tenant, and everything else is in place by then.
+	if u := opts.ReportsURI; u != "" && !slices.Contains(app.IdentifierURIs, u) {
+		uris := slices.Clone(app.IdentifierURIs)
+		if !slices.Contains(uris, res.AppIDURI) {
+			uris = append(uris, res.AppIDURI)
+		}
+		if _, err := g.call(ctx, http.MethodPatch, "/applications/"+url.PathEscape(app.ID), map[string]any{"identifierUris": append(uris, u)}, nil); err != nil {
+			return res, fmt.Errorf("add %s as an Application ID URI (Entra accepts an https one only on a domain verified in your tenant: give the app a custom domain there): %w", u, err)
+		}
+		res.Reports = true
 	}
 	if !opts.Assign {
 		return res, nil

@@ -58,6 +58,15 @@ func (f *fakeGraph) serve(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && path == "/applications(appId='"+testClientID+"')":
 		answer(f.app)
 	case r.Method == http.MethodPatch && path == "/applications/"+testAppObj:
+		if uris, ok := body["identifierUris"].([]any); ok {
+			for _, u := range uris {
+				// The tenant's verified domains: contoso.com and contoso.example.
+				if s, _ := u.(string); strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "https://contact.contoso.com") && !strings.HasPrefix(s, "https://contoso.example") {
+					http.Error(w, `{"error":{"code":"HostNameNotOnVerifiedDomain","message":"Values of identifierUris property must use a verified domain of the organization or its subdomain"}}`, http.StatusBadRequest)
+					return
+				}
+			}
+		}
 		for k, v := range body {
 			if k == "api" { // a patch of api merges its properties
 				api, _ := f.app["api"].(map[string]any)
@@ -142,5 +151,70 @@ func TestSetupNamesWhatGraphRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "read the app registration") || !strings.Contains(err.Error(), "401") ||
 		strings.Contains(err.Error(), "expired") || len(f.writes) != 0 {
 		t.Fatalf("err %v, writes %v", err, f.writes)
+	}
+}
+
+// With a reports URL, the registration also gets what Power BI needs: the URL as an
+// Application ID URI, the user_impersonation scope, and Power Query's clients
+// pre-authorised for it; a second run writes nothing.
+func TestSetupPreparesPowerBI(t *testing.T) {
+	f, g := newFakeGraph(t, `{"id":"`+testAppObj+`","appId":"`+testClientID+`"}`)
+	opts := Options{ReportsURI: "https://contact.contoso.com"}
+	res, err := Setup(context.Background(), g, testClientID, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Reports || !res.Scope || !res.PreAuthorized {
+		t.Fatalf("first run: %+v", res)
+	}
+	app, _ := json.Marshal(f.app)
+	for _, want := range []string{`"identifierUris":["api://` + testClientID + `","https://contact.contoso.com"]`,
+		`"value":"` + ScopeValue + `"`, `"value":"` + ReportsScopeValue + `"`,
+		`{"appId":"` + PowerQueryClients[0] + `","delegatedPermissionIds":["` + reportsScopeID + `"]}`,
+		`{"appId":"` + PowerQueryClients[1] + `","delegatedPermissionIds":["` + reportsScopeID + `"]}`,
+		`{"appId":"` + AzureCLIAppID + `","delegatedPermissionIds":["` + scopeID + `"]}`} {
+		if !strings.Contains(string(app), want) {
+			t.Errorf("the registration lacks %s: %s", want, app)
+		}
+	}
+	writes := len(f.writes)
+	if again, err := Setup(context.Background(), g, testClientID, opts); err != nil || again != (Result{AppIDURI: res.AppIDURI}) || len(f.writes) != writes {
+		t.Fatalf("second run: %+v %v, wrote %v", again, err, f.writes[writes:])
+	}
+}
+
+// A reports URL on a domain Entra does not accept fails naming the cause, after the
+// admin API's settings are in place.
+func TestSetupSaysWhyTheReportsURIWasRefused(t *testing.T) {
+	f, g := newFakeGraph(t, `{"id":"`+testAppObj+`","appId":"`+testClientID+`"}`)
+	_, err := Setup(context.Background(), g, testClientID, Options{ReportsURI: "https://reports.fabrikam.example"})
+	if err == nil || !strings.Contains(err.Error(), "verified") || !strings.Contains(err.Error(), "HostNameNotOnVerifiedDomain") {
+		t.Fatalf("err %v", err)
+	}
+	app, _ := json.Marshal(f.app)
+	if !strings.Contains(string(app), `"api://`+testClientID+`"`) || !strings.Contains(string(app), `"value":"`+ScopeValue+`"`) {
+		t.Errorf("the admin API's settings are missing after the refusal: %s", app)
+	}
+}
+
+func TestReportsURLAndAudiences(t *testing.T) {
+	for raw, want := range map[string]string{"https://contact.contoso.com": "https://contact.contoso.com", "https://contact.contoso.com/": "https://contact.contoso.com",
+		"http://contact.contoso.com": "", "https://contact.contoso.com/api": "", "https://func-cc.azurewebsites.net": "", "contact.contoso.com": ""} {
+		got, err := reportsURI(raw)
+		if got != want || (want == "") != (err != nil) {
+			t.Errorf("reportsURI(%q) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	const id, uri, rep = "c11e", "api://c11e", "https://contact.contoso.com"
+	for _, c := range []struct{ have, reports, want string }{
+		{"", "", uri + "," + id},
+		{"", rep, uri + "," + id + "," + rep},
+		{"api://x", "", "api://x," + id},
+		{"api://x", rep, "api://x," + id + "," + rep},
+		{"api://x, " + rep + " ," + id, rep, "api://x, " + rep + " ," + id},
+	} {
+		if got := audiences(c.have, uri, id, c.reports); got != c.want {
+			t.Errorf("audiences(%q, reports %q) = %q, want %q", c.have, c.reports, got, c.want)
+		}
 	}
 }

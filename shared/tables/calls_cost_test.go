@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,7 +59,19 @@ func (a callingAuth) Authenticate(ctx context.Context, authz string) (string, er
 // before the answer (the 15 s path), and in all (answered, greeted, queued, one agent
 // rung, connected, hung up). Logged and pinned as upper bounds.
 func TestACallsTableStorageRequests(t *testing.T) {
-	s := openAzurite(t)
+	// Notifications arrive in parallel, as Graph sends them, so a step sometimes loses
+	// its ETag race to another (412) and is read and written again: those requests are
+	// counted apart, as they are the price of concurrency, not of the call.
+	var lost atomic.Int64
+	cfg := azuriteConfig(t)
+	cfg.HTTPClient = &http.Client{Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err == nil && res.StatusCode == http.StatusPreconditionFailed {
+			lost.Add(1)
+		}
+		return res, err
+	})}
+	s := openAzuriteWith(t, cfg)
 	ctx := context.Background()
 	const tid = "0d1f6b1e-7c3a-4c59-9a5e-1f2a3b4c5d6e"
 	const bot = "b07b07b0-0000-4000-8000-0000000000b0"
@@ -132,7 +145,7 @@ func TestACallsTableStorageRequests(t *testing.T) {
 
 	// The same again, all the way through.
 	fake.DropNotifications(nil)
-	start = s.RoundTrips()
+	start, lostBefore := s.RoundTrips(), lost.Load()
 	id := fake.PlaceCall(tid, caller, calls.Party{Kind: calls.ApplicationInstance, ID: ra})
 	settle()
 	must(fake.FinishPrompt(id))
@@ -144,17 +157,18 @@ func TestACallsTableStorageRequests(t *testing.T) {
 	settle()
 	must(fake.HangUp(id, caller))
 	settle()
-	total := s.RoundTrips() - start
+	races := lost.Load() - lostBefore
+	total := s.RoundTrips() - start - 2*races // each lost race: the refused write and a re-read
 	x, err = s.GetCall(ctx, tid, id)
 	must(err)
 	if x.Phase != calls.PhaseEnded || x.EndReason != "CallerHungUp" {
 		t.Fatalf("call: %+v", x)
 	}
-	t.Logf("table requests: %d to the answer, %d for the whole call", toAnswer, total)
+	t.Logf("table requests: %d to the answer, %d for the whole call (and %d lost ETag races, 2 requests each)", toAnswer, total, races)
 	if toAnswer > 3 {
 		t.Errorf("%d table requests before the answer; want at most 3 (tenant, service by target, the call's insert)", toAnswer)
 	}
-	if total > 60 {
-		t.Errorf("%d table requests for one call; want at most 60", total)
+	if total > 59 {
+		t.Errorf("%d table requests for one call besides lost races; want at most 59", total)
 	}
 }
