@@ -211,6 +211,7 @@ func banner(w io.Writer, addr string, cfg config.Config, src presence.Source, si
 	}
 	fmt.Fprintf(w, `
 Teams contact center running locally on http://%[1]s
+  admin portal: http://%[1]s/api/portal/   (API description: http://%[1]s/api/openapi.json)
   storage: %[2]s   presence: %[3]s
   %[7]s
   timer PresenceRefresh fires on "%[4]s"
