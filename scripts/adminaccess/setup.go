@@ -117,6 +117,15 @@ func idOf(objs []json.RawMessage, id, value string) string {
 	return ""
 }
 
+// delegatedScope is a delegated permission users and admins may consent to: what
+// the signed-in user may do with it follows their roles.
+func delegatedScope(id, value, title, does string) json.RawMessage {
+	b, _ := json.Marshal(map[string]any{"id": id, "value": value, "type": "User", "isEnabled": true,
+		"adminConsentDisplayName": title, "adminConsentDescription": "Lets the app " + does + " as the signed-in user; what the user may do follows their roles.",
+		"userConsentDisplayName": title, "userConsentDescription": "Lets the app " + does + " as you; what you may do follows your roles."})
+	return b
+}
+
 // preAuthorize adds scope to what client is pre-authorised for; false when it was.
 func preAuthorize(pre []preAuthorized, client, scope string) ([]preAuthorized, bool) {
 	i := slices.IndexFunc(pre, func(p preAuthorized) bool { return strings.EqualFold(p.AppID, client) })
@@ -187,19 +196,13 @@ func Setup(ctx context.Context, g *graph, clientID string, opts Options) (Result
 	adminScope := idOf(scopes, scopeID, ScopeValue)
 	if adminScope == "" {
 		adminScope = scopeID
-		scope, _ := json.Marshal(map[string]any{"id": scopeID, "value": ScopeValue, "type": "User", "isEnabled": true,
-			"adminConsentDisplayName": "Use the contact-center admin API", "adminConsentDescription": "Call the admin API as the signed-in user; what the user may do follows their roles.",
-			"userConsentDisplayName": "Use the contact-center admin API", "userConsentDescription": "Call the admin API as you; what you may do follows your roles."})
-		scopes = append(scopes, scope)
+		scopes = append(scopes, delegatedScope(scopeID, ScopeValue, "Use the contact-center admin API", "call the admin API"))
 		res.Scope = true
 	}
 	reportsScope := idOf(scopes, reportsScopeID, ReportsScopeValue)
 	if opts.ReportsURI != "" && reportsScope == "" {
 		reportsScope = reportsScopeID
-		scope, _ := json.Marshal(map[string]any{"id": reportsScopeID, "value": ReportsScopeValue, "type": "User", "isEnabled": true,
-			"adminConsentDisplayName": "Read contact-center reports", "adminConsentDescription": "Read the contact center's reports (Power BI, Excel) as the signed-in user; what the user may read follows their roles.",
-			"userConsentDisplayName": "Read contact-center reports", "userConsentDescription": "Read the contact center's reports as you; what you may read follows your roles."})
-		scopes = append(scopes, scope)
+		scopes = append(scopes, delegatedScope(reportsScopeID, ReportsScopeValue, "Read contact-center reports", "read the contact center's reports (Power BI, Excel)"))
 		res.Reports = true
 	}
 	if len(scopes) > len(app.API.Scopes) {
