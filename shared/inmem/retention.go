@@ -6,21 +6,39 @@ import (
 	"strings"
 	"time"
 
+	"github.com/teamscc/teamscc/shared/calls"
 	"github.com/teamscc/teamscc/shared/interact"
+	"github.com/teamscc/teamscc/shared/parking"
 	"github.com/teamscc/teamscc/shared/retention"
+	"github.com/teamscc/teamscc/shared/routing"
+	"github.com/teamscc/teamscc/shared/userstate"
 )
 
 var _ retention.Store = (*Store)(nil)
 
-// pick sorts the candidate keys (so calls with a small limit go in a stable order)
-// and keeps at most limit; more says some were left.
-func pick(keys []string, limit int) ([]string, bool) {
+// purge deletes from m at most limit entries that old says are old enough, the
+// smallest keys first (so calls with a small limit go in a stable order), and calls
+// also (if set) with each deleted key.
+func purge[V any](m map[string]V, old func(key string, v V) bool, limit int, also func(key string)) retention.Result {
+	var keys []string
+	for k, v := range m {
+		if old(k, v) {
+			keys = append(keys, k)
+		}
+	}
 	sort.Strings(keys)
 	limit = retention.ClampLimit(limit)
-	if len(keys) > limit {
-		return keys[:limit], true
+	more := len(keys) > limit
+	if more {
+		keys = keys[:limit]
 	}
-	return keys, false
+	for _, k := range keys {
+		delete(m, k)
+		if also != nil {
+			also(k)
+		}
+	}
+	return retention.Result{Deleted: len(keys), More: more}
 }
 
 // endedBefore is the rule for tasks and calls: ended before b, or without an end
@@ -36,56 +54,27 @@ func endedBefore(ended, created, b time.Time) bool {
 func (s *Store) PurgeFinishedTasks(_ context.Context, tenantID, serviceID string, before time.Time, limit int) (retention.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rt := s.rtLocked()
-	k := svcKey(tenantID, serviceID)
-	m := rt.tasks[k]
-	var ids []string
-	for id, v := range m {
-		if !v.v.Open() && endedBefore(v.v.EndedAt, v.v.Created, before) {
-			ids = append(ids, id)
-		}
-	}
-	ids, more := pick(ids, limit)
-	for _, id := range ids {
-		delete(m, id)
-	}
-	return retention.Result{Deleted: len(ids), More: more}, nil
+	return purge(s.rtLocked().tasks[svcKey(tenantID, serviceID)], func(_ string, v versioned[routing.Task]) bool {
+		return !v.v.Open() && endedBefore(v.v.EndedAt, v.v.Created, before)
+	}, limit, nil), nil
 }
 
 // PurgeEndedCalls implements retention.Store.
 func (s *Store) PurgeEndedCalls(_ context.Context, tenantID string, before time.Time, limit int) (retention.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m := s.callsLocked().byTenant[tenantID]
-	var ids []string
-	for id, v := range m {
-		if c := v.v; !c.Open() && endedBefore(c.EndedAt, c.Created, before) {
-			ids = append(ids, id)
-		}
-	}
-	ids, more := pick(ids, limit)
-	for _, id := range ids {
-		delete(m, id)
-	}
-	return retention.Result{Deleted: len(ids), More: more}, nil
+	return purge(s.callsLocked().byTenant[tenantID], func(_ string, v versioned[calls.Call]) bool {
+		return !v.v.Open() && endedBefore(v.v.EndedAt, v.v.Created, before)
+	}, limit, nil), nil
 }
 
 // PurgeCallIndex implements retention.Store.
 func (s *Store) PurgeCallIndex(_ context.Context, tenantID string, before time.Time, limit int) (retention.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rt := s.rtLocked()
-	var ids []string
-	for id, c := range rt.calls {
-		if c.TenantID == tenantID && c.At.Before(before) {
-			ids = append(ids, id)
-		}
-	}
-	ids, more := pick(ids, limit)
-	for _, id := range ids {
-		delete(rt.calls, id)
-	}
-	return retention.Result{Deleted: len(ids), More: more}, nil
+	return purge(s.rtLocked().calls, func(_ string, c routing.CallRef) bool {
+		return c.TenantID == tenantID && c.At.Before(before)
+	}, limit, nil), nil
 }
 
 // PurgeSessions implements retention.Store.
@@ -93,45 +82,27 @@ func (s *Store) PurgeSessions(_ context.Context, tenantID string, closedBefore, 
 	st := &s.interact
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	var keys []string
-	for k, v := range st.sessions {
+	return purge(st.sessions, func(k string, v versioned[interact.Session]) bool {
 		if !strings.HasPrefix(k, tenantID+"\x00") {
-			continue
+			return false
 		}
 		switch x := v.v; x.State {
 		case interact.SessionClosed:
-			if x.ClosedAt.Before(closedBefore) {
-				keys = append(keys, k)
-			}
+			return x.ClosedAt.Before(closedBefore)
 		case interact.SessionOpen:
-			if x.CreatedAt.Before(openedBefore) {
-				keys = append(keys, k)
-			}
+			return x.CreatedAt.Before(openedBefore)
 		}
-	}
-	keys, more := pick(keys, limit)
-	for _, k := range keys {
-		delete(st.sessions, k)
-	}
-	return retention.Result{Deleted: len(keys), More: more}, nil
+		return false
+	}, limit, nil), nil
 }
 
 // PurgeProcessedKeys implements retention.Store.
 func (s *Store) PurgeProcessedKeys(_ context.Context, tenantID string, before time.Time, limit int) (retention.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rt := s.rtLocked()
-	var keys []string
-	for k, at := range rt.keys {
-		if strings.HasPrefix(k, tenantID+"\x00") && at.Before(before) {
-			keys = append(keys, k)
-		}
-	}
-	keys, more := pick(keys, limit)
-	for _, k := range keys {
-		delete(rt.keys, k)
-	}
-	return retention.Result{Deleted: len(keys), More: more}, nil
+	return purge(s.rtLocked().keys, func(k string, at time.Time) bool {
+		return strings.HasPrefix(k, tenantID+"\x00") && at.Before(before)
+	}, limit, nil), nil
 }
 
 // PurgeUserStates implements retention.Store.
@@ -139,34 +110,16 @@ func (s *Store) PurgeUserStates(_ context.Context, tenantID string, before time.
 	u := &s.us
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	m := u.records[tenantID]
-	var keys []string
-	for k, r := range m {
-		if !r.Open() && r.End.Before(before) {
-			keys = append(keys, k)
-		}
-	}
-	keys, more := pick(keys, limit)
-	for _, k := range keys {
-		delete(m, k)
-	}
-	return retention.Result{Deleted: len(keys), More: more}, nil
+	return purge(u.records[tenantID], func(_ string, r userstate.Record) bool {
+		return !r.Open() && r.End.Before(before)
+	}, limit, nil), nil
 }
 
 // PurgeParked implements retention.Store.
 func (s *Store) PurgeParked(_ context.Context, before time.Time, limit int) (retention.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var keys []string
-	for k, m := range s.parked {
-		if m.ParkedAt.Before(before) {
-			keys = append(keys, k)
-		}
-	}
-	keys, more := pick(keys, limit)
-	for _, k := range keys {
-		delete(s.parked, k)
-		delete(s.parkSeq, k)
-	}
-	return retention.Result{Deleted: len(keys), More: more}, nil
+	return purge(s.parked, func(_ string, m parking.Message) bool {
+		return m.ParkedAt.Before(before)
+	}, limit, func(k string) { delete(s.parkSeq, k) }), nil
 }
