@@ -63,36 +63,32 @@ func New(o Options) *Directory {
 // for the application, no presence account with the delegated permissions).
 var ErrNoCredential = errors.New("directory: no credential may read this tenant's directory")
 
+// candidate is a credential to try and, for a presence account, the name of the
+// secret holding its password (read only when the account's turn comes).
+type candidate struct {
+	cred   presence.Credential
+	secret string
+}
+
 // creds are the credentials to try for a tenant, the one that last worked first:
 // the application permission, then the presence accounts' delegated tokens.
-func (d *Directory) creds(ctx context.Context, t tenant.Tenant) []presence.Credential {
-	out := []presence.Credential{{Kind: presence.CredApplication}}
-	for _, a := range []struct {
-		kind   presence.CredentialKind
-		user   string
-		secret string
-	}{
-		{presence.CredAccount1, t.Presence.Account1, tenant.SecretAccount1Password},
-		{presence.CredAccount2, t.Presence.Account2, tenant.SecretAccount2Password},
-	} {
-		if a.user == "" {
-			continue
-		}
-		pw, err := d.o.Secrets.GetSecret(ctx, t.ID, a.secret)
-		if err != nil {
-			continue
-		}
-		out = append(out, presence.Credential{Kind: a.kind, Username: a.user, Password: pw})
+func (d *Directory) creds(t tenant.Tenant) []candidate {
+	out := []candidate{{cred: presence.Credential{Kind: presence.CredApplication}}}
+	if u := t.Presence.Account1; u != "" {
+		out = append(out, candidate{presence.Credential{Kind: presence.CredAccount1, Username: u}, tenant.SecretAccount1Password})
+	}
+	if u := t.Presence.Account2; u != "" {
+		out = append(out, candidate{presence.Credential{Kind: presence.CredAccount2, Username: u}, tenant.SecretAccount2Password})
 	}
 	d.mu.Lock()
 	last, ok := d.working[t.ID]
 	d.mu.Unlock()
 	if ok {
-		slices.SortStableFunc(out, func(a, b presence.Credential) int {
+		slices.SortStableFunc(out, func(a, b candidate) int {
 			switch {
-			case a.Kind == last && b.Kind != last:
+			case a.cred.Kind == last && b.cred.Kind != last:
 				return -1
-			case b.Kind == last && a.Kind != last:
+			case b.cred.Kind == last && a.cred.Kind != last:
 				return 1
 			}
 			return 0
@@ -103,10 +99,19 @@ func (d *Directory) creds(ctx context.Context, t tenant.Tenant) []presence.Crede
 
 // withCred runs read with each credential in turn until one is not refused as a
 // credential (*presence.AuthError); ErrNoCredential (wrapping the last refusal) when
-// none is accepted.
+// none is accepted. A presence account's password is read only when its turn comes
+// (an account without one is skipped), so the usual case costs no secret read.
 func (d *Directory) withCred(ctx context.Context, t tenant.Tenant, read func(presence.Credential) error) error {
-	var last error
-	for _, c := range d.creds(ctx, t) {
+	last := errors.New("no credential to try")
+	for _, cand := range d.creds(t) {
+		c := cand.cred
+		if cand.secret != "" {
+			pw, err := d.o.Secrets.GetSecret(ctx, t.ID, cand.secret)
+			if err != nil {
+				continue
+			}
+			c.Password = pw
+		}
 		err := read(c)
 		var ae *presence.AuthError
 		if errors.As(err, &ae) {
@@ -148,15 +153,21 @@ type SyncResult struct {
 // unknown service or Team; ErrNoCredential; fault.ErrPrecondition when another sync
 // of the service stored its state first.
 func (d *Directory) SyncService(ctx context.Context, tenantID, serviceID string) (SyncResult, error) {
-	var res SyncResult
 	t, err := d.o.Tenants.GetTenant(ctx, tenantID)
 	if err != nil {
-		return res, fmt.Errorf("tenant: %w", err)
+		return SyncResult{}, fmt.Errorf("tenant: %w", err)
 	}
 	svc, err := d.o.Routes.GetService(ctx, tenantID, serviceID)
 	if err != nil {
-		return res, fmt.Errorf("service: %w", err)
+		return SyncResult{}, fmt.Errorf("service: %w", err)
 	}
+	return d.syncService(ctx, t, svc)
+}
+
+// syncService is SyncService of a tenant and service already read.
+func (d *Directory) syncService(ctx context.Context, t tenant.Tenant, svc routing.Service) (SyncResult, error) {
+	var res SyncResult
+	tenantID, serviceID := t.ID, svc.ID
 	switch {
 	case svc.Type != routing.TeamsBased:
 		return res, fault.Invalid("type", "only a Teams-based service follows a Team")
@@ -449,7 +460,7 @@ func (d *Directory) SyncAll(ctx context.Context) (SyncAllResult, error) {
 				continue
 			}
 			res.Services++
-			r, err := d.SyncService(ctx, t.ID, s.ID)
+			r, err := d.syncService(ctx, t, s)
 			res.Added += r.Added
 			res.Removed += r.Removed
 			if err != nil {
