@@ -279,3 +279,19 @@ func TestTheAnswerDoesNotWaitForASlowStore(t *testing.T) {
 		}
 	})
 }
+
+// An answer the platform refuses for a moment (503 to both tries) is sent again when
+// the platform redelivers the incoming call: the caller is answered at once, not
+// left for the reconciler.
+func TestAFailedAnswerIsSentAgainOnRedelivery(t *testing.T) {
+	a := newCallsApp(t, graph.CallingOptions{})
+	a.fake.FailNext(2, http.StatusServiceUnavailable, "")
+	id := a.fake.PlaceCall(simulate.ContosoID, caller, salesLine)
+	a.settle(t)
+	if x := a.call(t, simulate.ContosoID, id); x.Phase == calls.PhaseAnswering {
+		t.Fatalf("after the redelivery the call is still waiting for its answer: %+v", x)
+	}
+	if v, _ := a.fake.CallView(id); v.Playing != prompt("greeting") {
+		t.Fatalf("the caller hears %q, want the greeting", v.Playing)
+	}
+}

@@ -89,8 +89,10 @@ func (c *Controller) incoming(ctx context.Context, tenantID string, ev teams.Eve
 	case err != nil:
 		return err
 	}
-	c.noteAnswered(tenantID+"/"+call.ID, time.Now())
+	key := tenantID + "/" + call.ID
+	c.noteAnswered(key, time.Now())
 	if err := act.do(ctx); err != nil {
+		c.answered.Delete(key) // not answered: a redelivery answers again
 		if errors.Is(err, fault.ErrNotFound) || fault.IsPermanent(err) {
 			// The call is gone or cannot be answered: close it.
 			log.Warn("incoming call could not be "+act.what+"ed", "tenant", tenantID, "service", svc.ID, "call", ref(call.ID), "err", err)
@@ -202,10 +204,11 @@ func (c *Controller) createWithin(ctx context.Context, call Call) (Call, error) 
 	return got, gotErr
 }
 
-// noteAnswered remembers that this instance answered a call, so a redelivery of its
-// incoming notification does not answer it twice (another instance, after a crash of
-// this one, answers again: the platform refuses a second answer of a call it saw
-// answered). Entries older than a minute are dropped.
+// noteAnswered remembers that this instance is answering (or answered) a call, so a
+// redelivery of its incoming notification does not answer it twice (a failed answer
+// is forgotten again; another instance, after a crash of this one, answers again: the
+// platform refuses a second answer of a call it saw answered). Entries older than a
+// minute are dropped.
 func (c *Controller) noteAnswered(key string, now time.Time) {
 	c.answered.Store(key, now)
 	if c.answeredN.Add(1)%256 == 0 {
