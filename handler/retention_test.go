@@ -109,7 +109,6 @@ func TestTheProvisioningRunAppliesEachTenantsRetention(t *testing.T) {
 	_, err = s.CreateCall(ctx, calls.Call{TenantID: tenantT, ID: "call-old", Direction: calls.Inbound, ServiceID: "sales", Phase: calls.PhaseEnded,
 		Caller: calls.Party{Kind: calls.Phone, ID: customer}, Created: ago(40), EndedAt: ago(40)})
 	must(err)
-	must(s.PutCallIndex(ctx, routing.CallRef{CallID: "call-old", TenantID: tenantT, ServiceID: "sales", TaskID: "task-15d", At: ago(40)}))
 	must(s.MarkProcessed(ctx, tenantT, "event-old", ago(4)))
 	must(s.MarkProcessed(ctx, tenantT, "event-new", ago(1)))
 	must(s.CommitUserStates(ctx, userstate.Cursor{TenantID: tenantT, AgentID: agentAnna, At: now}, false, []userstate.Record{
@@ -134,9 +133,6 @@ func TestTheProvisioningRunAppliesEachTenantsRetention(t *testing.T) {
 	if _, err := s.GetCall(ctx, tenantT, "call-old"); !errors.Is(err, fault.ErrNotFound) {
 		t.Errorf("ended call: %v", err)
 	}
-	if _, err := s.GetCallIndex(ctx, "call-old"); !errors.Is(err, fault.ErrNotFound) {
-		t.Errorf("call index: %v", err)
-	}
 	if seen, _ := s.Processed(ctx, tenantT, "event-old"); seen {
 		t.Error("an old processed key is left")
 	}
@@ -155,7 +151,7 @@ func TestTheProvisioningRunAppliesEachTenantsRetention(t *testing.T) {
 			must(json.Unmarshal([]byte(l), &line))
 		}
 	}
-	want := map[string]float64{"tenants": 2, "finishedTasks": 1, "endedCalls": 1, "callIndex": 1, "sessions": 1, "processedKeys": 1,
+	want := map[string]float64{"tenants": 2, "finishedTasks": 1, "endedCalls": 1, "sessions": 1, "processedKeys": 1,
 		"userStates": 1, "parked": 1, "failures": 0, "pending": 0}
 	for k, v := range want {
 		if line[k] != v {
@@ -172,7 +168,7 @@ func TestTheProvisioningRunAppliesEachTenantsRetention(t *testing.T) {
 	if status, b := postTB(t, srv.URL+"/ProvisioningRun", timer); status != 200 {
 		t.Fatalf("second run: %d %s", status, b)
 	}
-	if !strings.Contains(logs.String()[before:], `"finishedTasks":0,"endedCalls":0,"callIndex":0,"sessions":0,"processedKeys":0,"userStates":0,"parked":0`) {
+	if !strings.Contains(logs.String()[before:], `"finishedTasks":0,"endedCalls":0,"sessions":0,"processedKeys":0,"userStates":0,"parked":0`) {
 		t.Errorf("second run: %s", logs.String()[before:])
 	}
 }

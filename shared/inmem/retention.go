@@ -68,15 +68,6 @@ func (s *Store) PurgeEndedCalls(_ context.Context, tenantID string, before time.
 	}, limit, nil), nil
 }
 
-// PurgeCallIndex implements retention.Store.
-func (s *Store) PurgeCallIndex(_ context.Context, tenantID string, before time.Time, limit int) (retention.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return purge(s.rtLocked().calls, func(_ string, c routing.CallRef) bool {
-		return c.TenantID == tenantID && c.At.Before(before)
-	}, limit, nil), nil
-}
-
 // PurgeSessions implements retention.Store.
 func (s *Store) PurgeSessions(_ context.Context, tenantID string, closedBefore, openedBefore time.Time, limit int) (retention.Result, error) {
 	st := &s.interact

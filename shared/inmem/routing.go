@@ -22,7 +22,6 @@ type routingData struct {
 	members  map[string]map[string]bool                    // tenant\x00service → ids of its agents (the roster)
 	agents   map[string]map[string]versioned[routing.AgentState]
 	keys     map[string]time.Time
-	calls    map[string]routing.CallRef // call id → task (the call index)
 	ver      int64
 }
 
@@ -405,32 +404,6 @@ func (s *Store) ServiceByTarget(ctx context.Context, tenantID, target string) (r
 		return routing.Service{}, err
 	}
 	return routing.ServiceForTarget(list, target)
-}
-
-// PutCallIndex implements routing.Store.
-func (s *Store) PutCallIndex(_ context.Context, c routing.CallRef) error {
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("put call index: %w", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rt := s.rtLocked()
-	if rt.calls == nil {
-		rt.calls = map[string]routing.CallRef{}
-	}
-	rt.calls[c.CallID] = c
-	return nil
-}
-
-// GetCallIndex implements routing.Store.
-func (s *Store) GetCallIndex(_ context.Context, callID string) (routing.CallRef, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.rtLocked().calls[callID]
-	if !ok {
-		return routing.CallRef{}, fmt.Errorf("get call index: %w", fault.ErrNotFound)
-	}
-	return c, nil
 }
 
 // PurgeService implements routing.Store.

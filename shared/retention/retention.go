@@ -1,7 +1,6 @@
 // Package retention deletes what has been kept for its retention period: by each
-// tenant's settings (tenant.Retention), finished routing tasks, ended calls and the
-// call index entries, closed and abandoned Interact sessions, processed-event keys and
-// user-state records; app-wide, parked messages after ParkedDays. The provisioning run
+// tenant's settings (tenant.Retention), finished routing tasks, ended calls, closed
+// and abandoned Interact sessions, processed-event keys and user-state records; app-wide, parked messages after ParkedDays. The provisioning run
 // applies it (Sweeper.Run).
 //
 // Stores delete in bounded calls (Store): one call deletes at most a limit of rows and
@@ -26,7 +25,6 @@ type Kind string
 const (
 	FinishedTasks Kind = "finishedTasks" // routing tasks that are done
 	EndedCalls    Kind = "endedCalls"    // calls that ended (their timelines)
-	CallIndex     Kind = "callIndex"     // routing's call id → task entries
 	Sessions      Kind = "sessions"      // Interact sessions closed, or abandoned open
 	ProcessedKeys Kind = "processedKeys" // keys of events already processed
 	UserStates    Kind = "userStates"    // user-state records (ended)
@@ -34,7 +32,7 @@ const (
 )
 
 // Kinds lists every kind, in a fixed order (for logs).
-var Kinds = []Kind{FinishedTasks, EndedCalls, CallIndex, Sessions, ProcessedKeys, UserStates, Parked}
+var Kinds = []Kind{FinishedTasks, EndedCalls, Sessions, ProcessedKeys, UserStates, Parked}
 
 // ParkedDays is how long parked messages are kept. They belong to a function, not to
 // a tenant (a malformed message may name none), so one app-wide period applies: long
@@ -69,9 +67,6 @@ type Store interface {
 	// PurgeEndedCalls deletes the tenant's calls that ended before before (a call
 	// without an end time: created before it). Calls still going are never deleted.
 	PurgeEndedCalls(ctx context.Context, tenantID string, before time.Time, limit int) (Result, error)
-	// PurgeCallIndex deletes the tenant's call index entries (routing.CallRef)
-	// written before before.
-	PurgeCallIndex(ctx context.Context, tenantID string, before time.Time, limit int) (Result, error)
 	// PurgeSessions deletes the tenant's Interact sessions closed before closedBefore,
 	// and those still open that were created before openedBefore (abandoned).
 	PurgeSessions(ctx context.Context, tenantID string, closedBefore, openedBefore time.Time, limit int) (Result, error)
@@ -232,7 +227,6 @@ func (s *Sweeper) jobs(scopes []Scope, now time.Time) []job {
 		}
 		calls := cut(r.EndedCallsDays)
 		add(EndedCalls, func(ctx context.Context, n int) (Result, error) { return st.PurgeEndedCalls(ctx, tid, calls, n) })
-		add(CallIndex, func(ctx context.Context, n int) (Result, error) { return st.PurgeCallIndex(ctx, tid, calls, n) })
 		closed, opened := cut(r.ClosedSessionsDays), cut(max(r.ClosedSessionsDays, tenant.AbandonedSessionDays))
 		add(Sessions, func(ctx context.Context, n int) (Result, error) { return st.PurgeSessions(ctx, tid, closed, opened, n) })
 		keys := cut(r.ProcessedKeysDays)

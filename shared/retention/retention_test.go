@@ -55,9 +55,6 @@ func (f *fakeStore) PurgeFinishedTasks(_ context.Context, tid, sid string, befor
 func (f *fakeStore) PurgeEndedCalls(_ context.Context, tid string, before time.Time, limit int) (retention.Result, error) {
 	return f.do(retention.EndedCalls, tid, "", before, time.Time{}, limit)
 }
-func (f *fakeStore) PurgeCallIndex(_ context.Context, tid string, before time.Time, limit int) (retention.Result, error) {
-	return f.do(retention.CallIndex, tid, "", before, time.Time{}, limit)
-}
 func (f *fakeStore) PurgeSessions(_ context.Context, tid string, closed, opened time.Time, limit int) (retention.Result, error) {
 	return f.do(retention.Sessions, tid, "", closed, opened, limit)
 }
@@ -100,12 +97,10 @@ func TestEveryKindGetsItsTenantsCutoff(t *testing.T) {
 		"finishedTasks/" + tenantA + "/sales":   {days(60)},
 		"finishedTasks/" + tenantA + "/support": {days(60)},
 		"endedCalls/" + tenantA + "/":           {days(10)},
-		"callIndex/" + tenantA + "/":            {days(10)},
 		"sessions/" + tenantA + "/":             {days(45), days(45)},
 		"processedKeys/" + tenantA + "/":        {days(2)},
 		"userStates/" + tenantA + "/":           {days(365)},
 		"endedCalls/" + tenantB + "/":           {days(30)},
-		"callIndex/" + tenantB + "/":            {days(30)},
 		"sessions/" + tenantB + "/":             {days(7), days(30)},
 		"processedKeys/" + tenantB + "/":        {days(3)},
 		"userStates/" + tenantB + "/":           {days(90)},
@@ -203,10 +198,10 @@ func TestARunStopsStartingCallsOnceItsBudgetHasPassed(t *testing.T) {
 	if rep.Calls != 10 || len(f.calls) != 10 {
 		t.Fatalf("%d calls (report %d); want 10: one a minute within a 10-minute budget", len(f.calls), rep.Calls)
 	}
-	// 5 tenants × 5 kinds + parked = 26 jobs; 10 had a call, of which those with user
+	// 5 tenants × 4 kinds + parked = 21 jobs; 10 had a call, of which those with user
 	// states have more left.
-	if rep.Pending < 26-10 {
-		t.Errorf("pending %d, want at least 16", rep.Pending)
+	if rep.Pending < 21-10 {
+		t.Errorf("pending %d, want at least 11", rep.Pending)
 	}
 	// The next run goes on where this one stopped (the backlog shrank).
 	left := 0
@@ -240,7 +235,7 @@ func TestRunsCutShortReachEveryTenantInTurn(t *testing.T) {
 	}
 	var missing []string
 	for _, sc := range scopes {
-		for _, k := range []retention.Kind{retention.EndedCalls, retention.CallIndex, retention.Sessions, retention.ProcessedKeys, retention.UserStates} {
+		for _, k := range []retention.Kind{retention.EndedCalls, retention.Sessions, retention.ProcessedKeys, retention.UserStates} {
 			if key := string(k) + "/" + sc.Tenant.ID + "/"; !seen[key] {
 				missing = append(missing, key)
 			}

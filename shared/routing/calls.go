@@ -26,8 +26,7 @@ type IncomingCall struct {
 	FirstAnsweredPSTN    bool
 }
 
-// IncomingCall records the call in the call index (Store.PutCallIndex), creates the
-// call's task and kicks the service. It is idempotent by
+// IncomingCall creates the call's task and kicks the service. It is idempotent by
 // call id: a replay returns the existing task and sends the same kick again, which
 // Service Bus duplicate detection drops. A full queue (MaxQueueLength waiting tasks)
 // creates the task Done with outcome QueueFull, the exit. Errors: *fault.FieldError
@@ -64,12 +63,6 @@ func (e *Engine) IncomingCall(ctx context.Context, in IncomingCall) (Task, error
 		return Task{}, fault.Invalid("serviceId", "a service of type None takes no calls")
 	}
 	id := TaskIDFor(in.CallID)
-	// The call index first: the webhook maps the call's later, sparse notifications
-	// (only the call id) to this task. Before the task, so a crash in between is
-	// repaired by the replay, which writes the same entry again.
-	if err := e.store.PutCallIndex(ctx, CallRef{CallID: in.CallID, TenantID: in.TenantID, ServiceID: in.ServiceID, TaskID: id, At: e.now()}); err != nil {
-		return Task{}, fmt.Errorf("index call: %w", err)
-	}
 	for _, x := range open {
 		if x.ID == id {
 			return x, e.kick(ctx, in.TenantID, in.ServiceID, KickNewTask, id, time.Time{})
@@ -489,12 +482,6 @@ func (e *Engine) TransferToService(ctx context.Context, tenantID, fromService, t
 	}
 	if err != nil {
 		return Task{}, fmt.Errorf("create task in target service: %w", err)
-	}
-	// The call's later notifications now concern the task in the target service.
-	if t.CallID != "" {
-		if err := e.store.PutCallIndex(ctx, CallRef{CallID: t.CallID, TenantID: tenantID, ServiceID: to.ID, TaskID: t.ID, At: e.now()}); err != nil {
-			return got, fmt.Errorf("index call: %w", err)
-		}
 	}
 	if _, err := e.ended(ctx, &svc, taskID, Transferred); err != nil {
 		return got, err

@@ -111,13 +111,6 @@ type Store interface {
 	// returned as is.
 	UpdateAgentState(ctx context.Context, tenantID, agentID string, fn func(*AgentState) error) (AgentState, error)
 
-	// PutCallIndex records (inserts or replaces) which task a call id belongs to. The
-	// index is keyed by the call id alone, not by tenant: Graph's sparse update
-	// notifications often carry no tenant id, and Graph call ids are unique.
-	PutCallIndex(ctx context.Context, c CallRef) error
-	// GetCallIndex returns the entry of a call id; fault.ErrNotFound when none.
-	GetCallIndex(ctx context.Context, callID string) (CallRef, error)
-
 	// MarkProcessed records an idempotency key (a webhook notification, a message) as
 	// done; fault.ErrConflict when it was recorded before.
 	MarkProcessed(ctx context.Context, tenantID, key string, at time.Time) error

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/tenant"
@@ -90,39 +89,6 @@ func ServiceForTarget(services []Service, target string) (Service, error) {
 		}
 		return Service{}, fmt.Errorf("service by target: the target is on services %s: %w", strings.Join(ids, ", "), fault.ErrConflict)
 	}
-}
-
-// CallRef is one entry of the call index: which task a Teams call id belongs to. The
-// webhook needs it because Graph's update notifications carry only the call id (and
-// often no tenant id).
-//
-// Two kinds of call are indexed: the customer's call (AgentID empty), recorded by
-// Engine.IncomingCall and moved by TransferToService; and an agent's offer leg (the
-// call our dialer places to the agent; AgentID set), recorded by the webhook the
-// first time it sees that leg with its agent.
-type CallRef struct {
-	CallID    string    `json:"callId"`
-	TenantID  string    `json:"tenantId"`
-	ServiceID string    `json:"serviceId"`
-	TaskID    string    `json:"taskId"`
-	AgentID   string    `json:"agentId,omitempty"`
-	At        time.Time `json:"at"` // when it was recorded
-}
-
-// Validate checks the ids of a call index entry.
-func (c CallRef) Validate() error {
-	if c.CallID == "" || len(c.CallID) > 256 {
-		return fault.Invalid("callId", "required, at most 256 characters")
-	}
-	for _, f := range []struct{ name, v string }{{"tenantId", c.TenantID}, {"serviceId", c.ServiceID}, {"taskId", c.TaskID}} {
-		if err := CheckID(f.name, f.v); err != nil {
-			return err
-		}
-	}
-	if c.AgentID != "" {
-		return CheckID("agentId", c.AgentID)
-	}
-	return nil
 }
 
 // ResourceAccount is the service's first resource account (application instance

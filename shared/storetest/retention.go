@@ -39,7 +39,6 @@ func RunRetention(t *testing.T, newStore func(t *testing.T) RetentionStores) {
 	t.Run("FinishedTasksBeyondOneTransaction", func(t *testing.T) { testPurgeManyTasks(t, newStore(t)) })
 	t.Run("ATaskFinishingDuringAPurgeIsKept", func(t *testing.T) { testPurgeRacesFinishingTasks(t, newStore(t)) })
 	t.Run("EndedCalls", func(t *testing.T) { testPurgeEndedCalls(t, newStore(t)) })
-	t.Run("CallIndex", func(t *testing.T) { testPurgeCallIndex(t, newStore(t)) })
 	t.Run("Sessions", func(t *testing.T) { testPurgeSessions(t, newStore(t)) })
 	t.Run("ProcessedKeys", func(t *testing.T) { testPurgeProcessedKeys(t, newStore(t)) })
 	t.Run("UserStates", func(t *testing.T) { testPurgeUserStates(t, newStore(t)) })
@@ -287,34 +286,6 @@ func testPurgeEndedCalls(t *testing.T, s RetentionStores) {
 	for _, c := range kept {
 		if got, err := s.GetCall(ctx, c.TenantID, c.ID); err != nil || got.Phase != c.Phase {
 			t.Errorf("call %s: %+v, %v; want it kept", c.ID, got, err)
-		}
-	}
-}
-
-func testPurgeCallIndex(t *testing.T, s RetentionStores) {
-	ctx := context.Background()
-	cutoff := at.Add(-30 * day)
-	ref := func(tenantID, callID string, when time.Time) routing.CallRef {
-		return routing.CallRef{CallID: callID, TenantID: tenantID, ServiceID: "sales", TaskID: "t1", At: when}
-	}
-	gone := []routing.CallRef{ref(tenantA, "old-1", at.Add(-31*day)), ref(tenantA, "old-2", at.Add(-40*day)), ref(tenantA, "19:old 'leg'/x", at.Add(-50*day))}
-	kept := []routing.CallRef{ref(tenantA, "new", at.Add(-day)), ref(tenantA, "at-cutoff", cutoff), ref(tenantB, "old-b", at.Add(-40*day))}
-	for _, c := range append(slices.Clone(gone), kept...) {
-		mustFail(t, "put call index", s.PutCallIndex(ctx, c))
-	}
-	if n := drain(t, "purge call index", 2, func(limit int) (retention.Result, error) {
-		return s.PurgeCallIndex(ctx, tenantA, cutoff, limit)
-	}); n != len(gone) {
-		t.Errorf("deleted %d entries, want %d", n, len(gone))
-	}
-	for _, c := range gone {
-		if _, err := s.GetCallIndex(ctx, c.CallID); !errors.Is(err, fault.ErrNotFound) {
-			t.Errorf("entry %q still there: %v", c.CallID, err)
-		}
-	}
-	for _, c := range kept {
-		if _, err := s.GetCallIndex(ctx, c.CallID); err != nil {
-			t.Errorf("entry %q: %v; want it kept", c.CallID, err)
 		}
 	}
 }

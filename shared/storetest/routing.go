@@ -26,7 +26,6 @@ func RunRouting(t *testing.T, newStore func(t *testing.T) routing.Store) {
 	t.Run("TaskUpdatesLoseNothing", func(t *testing.T) { testTaskUpdateRace(t, newStore(t)) })
 	t.Run("ProcessedKeys", func(t *testing.T) { testKeys(t, newStore(t)) })
 	t.Run("ServiceByTarget", func(t *testing.T) { testServiceByTarget(t, newStore(t)) })
-	t.Run("CallIndex", func(t *testing.T) { testCallIndex(t, newStore(t)) })
 	t.Run("PurgeService", func(t *testing.T) { testPurgeService(t, newStore(t)) })
 }
 
@@ -80,37 +79,6 @@ func testServiceByTarget(t *testing.T, s routing.Store) {
 	put(routing.Service{TenantID: tenantA, ID: "sales", Type: routing.TeamsBased, Targets: []string{ra}})
 	_, err = s.ServiceByTarget(ctx, tenantA, "+15555550100")
 	mustNotFound(t, "removed target", err)
-}
-
-func testCallIndex(t *testing.T, s routing.Store) {
-	ctx := context.Background()
-	_, err := s.GetCallIndex(ctx, "421f0c00-83a1-4b3a-a9b0-5d4e2c1f7a10")
-	mustNotFound(t, "unknown call", err)
-	customer := routing.CallRef{CallID: "421f0c00-83a1-4b3a-a9b0-5d4e2c1f7a10", TenantID: tenantA, ServiceID: "sales", TaskID: "421f0c00-83a1-4b3a-a9b0-5d4e2c1f7a10", At: at}
-	leg := routing.CallRef{CallID: "19:meeting/abc?x#y\\z 'leg'", TenantID: tenantA, ServiceID: "sales", TaskID: "t1", AgentID: "agent01", At: at}
-	for _, c := range []routing.CallRef{customer, leg} {
-		if err := s.PutCallIndex(ctx, c); err != nil {
-			t.Fatalf("put %+v: %v", c, err)
-		}
-		got, err := s.GetCallIndex(ctx, c.CallID)
-		if err != nil || got.TenantID != c.TenantID || got.ServiceID != c.ServiceID || got.TaskID != c.TaskID || got.AgentID != c.AgentID ||
-			got.CallID != c.CallID || !got.At.Equal(at) {
-			t.Fatalf("get = %+v, %v; want %+v", got, err, c)
-		}
-	}
-	// Put replaces (a call transferred to another service).
-	moved := customer
-	moved.ServiceID = "support"
-	if err := s.PutCallIndex(ctx, moved); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := s.GetCallIndex(ctx, customer.CallID); err != nil || got.ServiceID != "support" {
-		t.Fatalf("after replace: %+v %v", got, err)
-	}
-	var fe *fault.FieldError
-	if err := s.PutCallIndex(ctx, routing.CallRef{CallID: "x", TenantID: tenantA, ServiceID: "sales"}); !errors.As(err, &fe) || fe.Field != "taskId" {
-		t.Fatalf("entry without a task = %v; want a *fault.FieldError on taskId", err)
-	}
 }
 
 func testServices(t *testing.T, s routing.Store) {

@@ -33,6 +33,9 @@ func azuriteConfig(tb testing.TB) Config {
 	return Config{
 		ConnectionString: azurite.ConnectionString(ep),
 		TablePrefix:      nextPrefix(),
+		// Azurite, shared by every package's tests running at once, slows down sharply
+		// with thousands of rows: a seeding transaction may take longer than Azure's.
+		TryTimeout: 15 * time.Second,
 	}
 }
 

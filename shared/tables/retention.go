@@ -39,10 +39,7 @@ import (
 //   - calls, sessions and processed keys are filtered within the tenant's partition
 //     (a scan of it on the server): their RowKeys are what readers look them up by (a
 //     call id, a random session id, a key's SHA-256), which a time-ordered key would
-//     break or double;
-//   - the call index has one partition per call (read by the call id alone, before
-//     the tenant is known): its partitions are scanned for TenantId and At, and each
-//     entry is a delete of its own (one request per entry).
+//     break or double.
 //
 // Rows written before the Ended column existed are judged by Created: calls and tasks
 // end within hours of their start (routing.MaxCallDuration).
@@ -249,22 +246,6 @@ func (s *Store) PurgeEndedCalls(ctx context.Context, tenantID string, before tim
 	res, err := s.purge(ctx, s.client(tableCalls), filter, "PartitionKey,RowKey,Ended", limit, endedBefore(b))
 	if err != nil {
 		return res, fmt.Errorf("purge ended calls: %w", err)
-	}
-	return res, nil
-}
-
-// PurgeCallIndex implements retention.Store: one query over the call index's
-// partitions on TenantId and At, one delete request per entry.
-func (s *Store) PurgeCallIndex(ctx context.Context, tenantID string, before time.Time, limit int) (retention.Result, error) {
-	if err := checkKey("tenantId", tenantID); err != nil {
-		return retention.Result{}, fmt.Errorf("purge call index: %w", err)
-	}
-	_, lit := edmCutoff(before)
-	// '`' is the character after '_': the range holds exactly "call_*".
-	filter := "PartitionKey ge '" + callPrefix + "' and PartitionKey lt 'call`' and TenantId eq " + odataString(tenantID) + " and At lt " + lit
-	res, err := s.purge(ctx, s.client(tableRoutingKeys), filter, "PartitionKey,RowKey", limit, nil)
-	if err != nil {
-		return res, fmt.Errorf("purge call index: %w", err)
 	}
 	return res, nil
 }

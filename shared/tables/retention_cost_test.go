@@ -57,8 +57,8 @@ func openCounting(t *testing.T) (*Store, *requestCounter) {
 
 // retentionData writes n rows of each kind for one tenant (services "sales" and
 // "support": n done tasks each), all ended (or written) at when, straight into the
-// tables (seeding is not measured). The call index and parked messages, one request
-// per row to write, get min(n, 100) and min(n, 200).
+// tables (seeding is not measured). Parked messages, one request per row to write,
+// get min(n, 200).
 func retentionData(t *testing.T, s *Store, tid string, n int, when time.Time, tag string) {
 	t.Helper()
 	ctx := context.Background()
@@ -102,11 +102,6 @@ func retentionData(t *testing.T, s *Store, tid string, n int, when time.Time, ta
 		return userStateEntity(userstate.Record{TenantID: tid, AgentID: fmt.Sprintf("%s-agent", tag), Kind: userstate.KindPresence, Value: "Available",
 			Start: start, End: start.Add(time.Second)})
 	}))
-	for i := range min(n, 100) {
-		if err := s.PutCallIndex(ctx, routing.CallRef{CallID: fmt.Sprintf("%s-%s-call-%05d", tid, tag, i), TenantID: tid, ServiceID: "sales", TaskID: "t", At: when}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for i := range min(n, 200) {
 		fn := []string{"ScheduleOutbound", "PresenceRefreshTenant"}[i%2]
 		if err := s.Park(ctx, parking.Message{Function: fn, MessageID: fmt.Sprintf("%s-%s-m%05d", tid, tag, i), Reason: "bad", Body: "{}", ParkedAt: when}); err != nil {
@@ -117,8 +112,8 @@ func retentionData(t *testing.T, s *Store, tid string, n int, when time.Time, ta
 
 // Retention on Table storage (Azurite), counted at the transport: a run with nothing
 // old enough costs one query per (tenant, kind) and per service, whatever the data;
-// deleting costs one query per call and one transaction per 100 rows of a partition
-// (the call index, one partition per entry: one delete per entry). Logged and pinned.
+// deleting costs one query per call and one transaction per 100 rows of a partition.
+// Logged and pinned.
 func TestARetentionRunsTableStorageRequests(t *testing.T) {
 	ctx := context.Background()
 	const tid = "0d1f6b1e-7c3a-4c59-9a5e-1f2a3b4c5d6e"
@@ -136,19 +131,19 @@ func TestARetentionRunsTableStorageRequests(t *testing.T) {
 		rep := retention.NewSweeper(retention.Options{Store: s, Now: fixed}).Run(ctx, scopes)
 		idle[n] = s.RoundTrips() - before
 		q, b, d, o := c.take()
-		if rep.Calls != 8 || len(rep.Failures) != 0 || b+d+o != 0 || int64(q) != idle[n] {
+		if rep.Calls != 7 || len(rep.Failures) != 0 || b+d+o != 0 || int64(q) != idle[n] {
 			t.Fatalf("idle run with %d recent rows per kind: %+v; %d queries, %d transactions, %d deletes, %d other", n, rep, q, b, d, o)
 		}
 	}
 	t.Logf("table requests of a retention run with nothing old enough (1 tenant, 2 services): %d with 10 recent rows of each kind, %d with 1,000", idle[10], idle[1000])
-	// One per service (its finished tasks), five per tenant (calls, call index,
-	// sessions, processed keys, user states), one for parked messages.
-	if idle[10] != 8 || idle[1000] != 8 {
-		t.Errorf("an idle run costs %v table requests; want 8 whatever the data (2 services + 5 per tenant + 1)", idle)
+	// One per service (its finished tasks), four per tenant (calls, sessions,
+	// processed keys, user states), one for parked messages.
+	if idle[10] != 7 || idle[1000] != 7 {
+		t.Errorf("an idle run costs %v table requests; want 7 whatever the data (2 services + 4 per tenant + 1)", idle)
 	}
 
-	// Deleting: 1,000 old rows of each kind beside 1,000 recent ones (the call index
-	// 100 and 100, parked messages 200 and 200 over two functions), one kind at a time
+	// Deleting: 1,000 old rows of each kind beside 1,000 recent ones (parked messages
+	// 200 and 200 over two functions), one kind at a time
 	// through the store, calls of the default limit until none is left.
 	s, c := openCounting(t)
 	old := now.Add(-400 * 24 * time.Hour)
@@ -167,7 +162,6 @@ func TestARetentionRunsTableStorageRequests(t *testing.T) {
 		{retention.Sessions, 1000, func() (retention.Result, error) { return s.PurgeSessions(ctx, tid, cut, cut, 0) }, 1 + 10 + 1},
 		{retention.ProcessedKeys, 1000, func() (retention.Result, error) { return s.PurgeProcessedKeys(ctx, tid, cut, 0) }, 1 + 10 + 1},
 		{retention.UserStates, 1000, func() (retention.Result, error) { return s.PurgeUserStates(ctx, tid, cut, 0) }, 1 + 10 + 1},
-		{retention.CallIndex, 100, func() (retention.Result, error) { return s.PurgeCallIndex(ctx, tid, cut, 0) }, 1 + 100 + 1},
 		// 200 messages = 400 rows (record and index) in two partitions.
 		{retention.Parked, 200, func() (retention.Result, error) { return s.PurgeParked(ctx, cut, 0) }, 1 + 4 + 1},
 	}
@@ -202,7 +196,7 @@ func TestARetentionRunsTableStorageRequests(t *testing.T) {
 	for _, n := range rep.Deleted {
 		deleted += n
 	}
-	if n := s.RoundTrips() - before; n != 8 || deleted != 0 || len(rep.Failures) != 0 {
+	if n := s.RoundTrips() - before; n != 7 || deleted != 0 || len(rep.Failures) != 0 {
 		t.Errorf("run after the purge: %d table requests, %+v", n, rep)
 	}
 }

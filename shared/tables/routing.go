@@ -30,7 +30,6 @@ import (
 //	RoutingAgents   PK tenant id                  RK agent id           Data (JSON AgentState) + HoldTask, ACWUntil, RONAUntil, Svc
 //	                                              RK "~members"         membership version (roster.go)
 //	RoutingKeys     PK tenant id                  RK sha256(key)        At
-//	                PK "call_" sha256(call id)    RK "call"             Data (JSON CallRef) + TenantId, At   (the call index)
 //
 // A service, its open tasks and its roster share a partition and sort before its
 // done tasks, so one range query (RowKey < "~~") is everything a kick reads, and
@@ -48,11 +47,6 @@ const (
 	taskPrefix = "t_"
 	donePrefix = "~~t_"
 	matchEnd   = "~~" // RowKeys below it: roster, open tasks, service
-
-	// The call index shares RoutingKeys: its partitions ("call_" + 64 hex digits)
-	// never equal a tenant id (a GUID).
-	callPrefix   = "call_"
-	callIndexRow = "call"
 )
 
 var _ routing.Store = (*Store)(nil)
@@ -729,49 +723,6 @@ func (s *Store) ServiceByTarget(ctx context.Context, tenantID, target string) (r
 		return routing.Service{}, err
 	}
 	return routing.ServiceForTarget(list, target)
-}
-
-// callIndexPK is the call index row's partition: one per call, named by the SHA-256
-// of the call id (call ids may hold characters a key may not).
-func callIndexPK(callID string) string { return callPrefix + keyRow(callID) }
-
-// PutCallIndex implements routing.Store: an upsert in RoutingKeys.
-func (s *Store) PutCallIndex(ctx context.Context, c routing.CallRef) error {
-	if err := c.Validate(); err != nil {
-		return fmt.Errorf("put call index: %w", err)
-	}
-	data, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("put call index: %w", err)
-	}
-	r, err := newRow("call index", "callId", callIndexPK(c.CallID), "callId", callIndexRow, props{
-		"Data": string(data), "TenantId": c.TenantID, "At": c.At,
-	})
-	if err != nil {
-		return fmt.Errorf("put call index: %w", err)
-	}
-	_, err = s.client(tableRoutingKeys).UpsertEntity(ctx, r.body, replace)
-	return wrap("put call index", err)
-}
-
-// GetCallIndex implements routing.Store: one point read.
-func (s *Store) GetCallIndex(ctx context.Context, callID string) (routing.CallRef, error) {
-	if callID == "" {
-		return routing.CallRef{}, fmt.Errorf("get call index: %w", fault.Invalid("callId", "required"))
-	}
-	resp, err := s.client(tableRoutingKeys).GetEntity(ctx, callIndexPK(callID), callIndexRow, nil)
-	if err != nil {
-		return routing.CallRef{}, wrap("get call index", err)
-	}
-	r, err := decodeRecord(resp.Value)
-	if err != nil {
-		return routing.CallRef{}, fmt.Errorf("get call index: %w", err)
-	}
-	var c routing.CallRef
-	if err := r.data("call index", &c); err != nil {
-		return routing.CallRef{}, fmt.Errorf("get call index: %w", err)
-	}
-	return c, nil
 }
 
 // PurgeService implements routing.Store: one query lists the partition's rows (keys

@@ -9,9 +9,7 @@ import "time"
 type Retention struct {
 	// FinishedTasksDays: routing tasks that are done, counted from their end.
 	FinishedTasksDays int `json:"finishedTasksDays,omitempty"`
-	// EndedCallsDays: calls that ended (their timelines) and the call index entries
-	// routing keeps per call id, counted from the end (the index: from when it was
-	// written).
+	// EndedCallsDays: calls that ended (their timelines), counted from the end.
 	EndedCallsDays int `json:"endedCallsDays,omitempty"`
 	// ClosedSessionsDays: Interact sessions the customer closed, counted from the
 	// close. A session left open is taken as abandoned once it is older than
