@@ -181,10 +181,17 @@ func TestAgentsComeFromTheDirectory(t *testing.T) {
 	if st, _ := a.store.GetAgentState(context.Background(), dirTenant, user(9).ID); !slices.Equal(st.Duty.Services, []string{"support"}) {
 		t.Fatalf("the added user is not on duty for support: %+v", st)
 	}
+	// A UPN with an apostrophe is a UPN like any other.
+	oneil := directory.User{ID: "0e11a000-0000-4000-8000-0000000000e1", UPN: "jane.o'neil@" + "contoso.example", DisplayName: "Jane O'Neil"}
+	a.fake.AddUser(oneil)
+	if status, b := a.do(t, "POST", T+"/services/support/agents", `{"user":"jane.o'neil@contoso.example"}`); status != http.StatusOK || !strings.Contains(b, oneil.ID) {
+		t.Fatalf("add a UPN with an apostrophe: %d %s", status, b)
+	}
 	for body, field := range map[string]string{
-		`{"user":"nobody@contoso.example"}`: "user",
-		`{"user":""}`:                       "user",
-		`{"upn":"x"}`:                       "upn",
+		`{"user":"nobody@contoso.example"}`:    "user",
+		`{"user":""}`:                          "user",
+		`{"user":"no spaces@contoso.example"}`: "user",
+		`{"upn":"x"}`:                          "upn",
 	} {
 		status, b := a.do(t, "POST", T+"/services/support/agents", body)
 		if status != http.StatusBadRequest || !strings.Contains(b, `"field":"`+field+`"`) {
