@@ -417,11 +417,17 @@ func (s *Store) ReplaceTask(ctx context.Context, t routing.Task) (routing.Task, 
 	err = submit(ctx, c, []action{{kind: aztables.TransactionTypeDelete, row: open, ifMatch: &e},
 		{kind: aztables.TransactionTypeInsertReplace, row: done}})
 	if err == nil {
-		got, err := s.GetTask(ctx, t.TenantID, t.ServiceID, t.ID)
+		// Read back the done row for its ETag (the open one is gone: GetTask would
+		// look there first).
+		resp, err := c.GetEntity(ctx, queuePK(t.TenantID, t.ServiceID), donePrefix+t.ID, nil)
+		if err = classify(err); err != nil {
+			return routing.Task{}, fmt.Errorf("replace task: read back: %w", err)
+		}
+		r, err := decodeRecord(resp.Value)
 		if err != nil {
 			return routing.Task{}, fmt.Errorf("replace task: read back: %w", err)
 		}
-		return got, nil
+		return decodeTask(r, string(resp.ETag))
 	}
 	if !errors.Is(err, fault.ErrNotFound) {
 		return routing.Task{}, fmt.Errorf("replace task: %w", err)
