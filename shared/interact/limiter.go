@@ -71,22 +71,6 @@ func (l *Limiter) wait(b *bucket) time.Duration {
 	return max(d, time.Second)
 }
 
-// Allow reports whether the client may try now; if not, how long until it may. It
-// takes nothing: see Take for attempts that may run concurrently.
-func (l *Limiter) Allow(tenantID, client string, now time.Time) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b, ok := l.buckets[limitKey{tenantID, client}]
-	if !ok {
-		return 0, true
-	}
-	l.refill(b, now)
-	if b.tokens >= 1 {
-		return 0, true
-	}
-	return l.wait(b), false
-}
-
 // Take takes one attempt from the client's bucket up front, so that concurrent
 // attempts cannot overrun it: ok is false, with how long until one is available, when
 // the bucket holds less than one token. A taken attempt counts as a failure unless it
@@ -113,15 +97,6 @@ func (l *Limiter) Return(tenantID, client string, now time.Time) {
 		l.refill(b, now)
 		b.tokens = math.Min(l.burst, b.tokens+1)
 	}
-}
-
-// Fail records one failed attempt of the client.
-func (l *Limiter) Fail(tenantID, client string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.bucket(limitKey{tenantID, client}, now)
-	l.refill(b, now)
-	b.tokens = math.Max(0, b.tokens-1)
 }
 
 // bucket returns k's bucket, a full new one if there is none. Called with l.mu held.

@@ -393,13 +393,13 @@ func TestLimiterMemoryIsBounded(t *testing.T) {
 	l := interact.NewLimiter(interact.LimitConfig{MaxClients: 100})
 	now := time.Now()
 	for i := 0; i < 10_000; i++ {
-		l.Fail(tenantA, fmt.Sprint("client-", i), now)
+		l.Take(tenantA, fmt.Sprint("client-", i), now) // a failed attempt
 	}
 	if n := l.Len(); n > 100 {
 		t.Fatalf("%d buckets kept; want at most 100", n)
 	}
-	l.Fail(tenantA, "x", now)
-	if _, ok := l.Allow(tenantA, "x", now); !ok {
+	l.Take(tenantA, "x", now)
+	if _, ok := l.Take(tenantA, "x", now); !ok {
 		t.Fatal("one failure must not limit")
 	}
 }
