@@ -8,7 +8,6 @@ import (
 
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/routing"
-	"github.com/teamscc/teamscc/shared/tenant"
 )
 
 // TransferTo names where a connected call goes: another service of the tenant, or a
@@ -30,14 +29,8 @@ func (t TransferTo) validate(current string) error {
 			return fault.Invalid("service", "must be another service than the call's")
 		}
 	default:
-		n := routing.NormalizeTarget(t.Phone)
-		if len(n) < 8 || len(n) > 16 || n[0] != '+' || tenant.IsGUID(n) {
-			return fault.Invalid("phone", "must be an E.164 phone number (+ and 7..15 digits)")
-		}
-		for _, r := range n[1:] {
-			if r < '0' || r > '9' {
-				return fault.Invalid("phone", "must be an E.164 phone number (+ and 7..15 digits)")
-			}
+		if !routing.IsE164(routing.NormalizeTarget(t.Phone)) {
+			return fault.Invalid("phone", "must be an E.164 phone number (+ and 7..15 digits, the first not 0)")
 		}
 	}
 	return nil

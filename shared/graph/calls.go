@@ -19,6 +19,7 @@ import (
 	"github.com/teamscc/teamscc/shared/calls"
 	"github.com/teamscc/teamscc/shared/fault"
 	"github.com/teamscc/teamscc/shared/presence"
+	"github.com/teamscc/teamscc/shared/routing"
 )
 
 // The Reader is also the calling platform: Graph's call API under
@@ -540,25 +541,13 @@ func checkTarget(field string, t calls.Target) error {
 	case calls.User, calls.ApplicationInstance, calls.Application:
 		return checkText(field+".id", t.ID)
 	case calls.Phone:
-		if !isE164(t.ID) {
-			return fault.Invalid(field+".id", "must be a phone number in E.164 form (+ and 2 to 15 digits)")
+		if !routing.IsE164(t.ID) {
+			return fault.Invalid(field+".id", "must be a phone number in E.164 form (+ and 7 to 15 digits, the first not 0)")
 		}
 		return nil
 	default:
 		return fault.Invalid(field+".kind", "must be user, phone, applicationInstance or application")
 	}
-}
-
-func isE164(s string) bool {
-	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // checkClientContext refuses a clientContext Graph would refuse (too long) or that

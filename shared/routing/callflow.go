@@ -99,7 +99,7 @@ func (f CallFlow) validate(serviceID string) error {
 		}
 	case ExitTransfer:
 		t := NormalizeTarget(f.Exit.Target)
-		if !tenant.IsGUID(t) && !isE164(t) {
+		if !tenant.IsGUID(t) && !IsE164(t) {
 			return fault.Invalid("calls.exit.target", "a transfer needs a Teams user (Entra object id) or an E.164 phone number")
 		}
 	case ExitService:

@@ -335,7 +335,7 @@ func (s Service) Validate() error {
 	seen := make(map[string]bool, len(s.Targets)+len(s.PhoneNumbers))
 	for _, t := range s.Targets {
 		n := NormalizeTarget(t)
-		if !tenant.IsGUID(n) && !isE164(n) {
+		if !tenant.IsGUID(n) && !IsE164(n) {
 			return fault.Invalid("targets", "each must be a resource account object id (GUID) or an E.164 phone number (+ and 7..15 digits)")
 		}
 		if seen[n] {
@@ -346,7 +346,7 @@ func (s Service) Validate() error {
 	for i, p := range s.PhoneNumbers {
 		field := fmt.Sprintf("phoneNumbers[%d]", i)
 		n := NormalizeTarget(p.Number)
-		if !isE164(n) {
+		if !IsE164(n) {
 			return fault.Invalid(field+".number", "must be an E.164 phone number (+ and 7..15 digits)")
 		}
 		switch p.Kind {

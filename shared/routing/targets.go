@@ -33,8 +33,8 @@ func NormalizeTarget(s string) string {
 	return strings.ToLower(s)
 }
 
-// isE164 reports whether s is "+" and 7..15 digits, the first not 0.
-func isE164(s string) bool {
+// IsE164 reports whether s is "+" and 7..15 digits, the first not 0.
+func IsE164(s string) bool {
 	if len(s) < 8 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
 		return false
 	}
