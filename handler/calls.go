@@ -91,7 +91,7 @@ func callView(x calls.Call, mask access.Masker, names map[string]AgentRef) CallV
 		v.Offers = append(v.Offers, OfferView{AgentID: mask.User(l.AgentID), Attempt: l.Attempt, State: l.State, At: l.At})
 	}
 	for id := range seen {
-		if ref, ok := names[id]; ok {
+		if ref, ok := names[id]; ok && ref != (AgentRef{}) {
 			v.Agents[mask.User(id)] = AgentRef{DisplayName: mask.User(ref.DisplayName), UPN: mask.User(ref.UPN)}
 		}
 	}
@@ -119,11 +119,18 @@ func (h *routingHandlers) callIDs(r *http.Request) (string, string, error) {
 
 // respondCall answers with a call's view.
 func (h *routingHandlers) respondCall(w http.ResponseWriter, r *http.Request, x calls.Call) {
-	names := map[string]AgentRef{}
-	if agents, err := h.tenants.ListAgents(r.Context(), x.TenantID); err == nil {
-		for _, a := range agents {
-			names[a.ID] = AgentRef{DisplayName: a.DisplayName, UPN: a.UPN}
+	var ids []string
+	for _, s := range x.Steps {
+		if s.Agent != "" {
+			ids = append(ids, s.Agent)
 		}
+	}
+	for _, l := range x.Legs {
+		ids = append(ids, l.AgentID)
+	}
+	names, err := h.names.get(r.Context(), x.TenantID, ids, time.Now())
+	if err != nil {
+		names = nil // the timeline without names rather than none
 	}
 	funchost.WriteJSON(w, http.StatusOK, callView(x, adminFrom(r.Context()).mask, names))
 }

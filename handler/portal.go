@@ -65,11 +65,8 @@ type portalConfig struct {
 // own registration (GraphClientId) asks for a token for itself, "<client id>/.default"
 // (Entra issues a token an app requests for itself only when the resource is named by
 // its client id), so AdminAudiences must hold the client id.
-func newPortal(cfg config.Config, d deps) *portal {
-	p := &portal{files: map[string]portalFile{}, routes: d.routes, now: d.now}
-	if d.tenants != nil {
-		p.names = &agentNames{list: d.tenants.ListAgents}
-	}
+func newPortal(cfg config.Config, d deps, names *agentNames) *portal {
+	p := &portal{files: map[string]portalFile{}, routes: d.routes, names: names, now: d.now}
 	if p.now == nil {
 		p.now = time.Now
 	}

@@ -263,10 +263,9 @@ func TestTheLiveQueueReadsAgentNamesOnlyWhenStaleOrNew(t *testing.T) {
 		reads++
 		return s.ListAgents(ctx, id)
 	}}
-	member := func(id string) routing.Member { return routing.Member{State: routing.AgentState{AgentID: id}} }
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	for i := range 5 { // five polls, 3 s apart
-		names, err := c.get(ctx, tenantT, []routing.Member{member("a1")}, now.Add(time.Duration(i)*3*time.Second))
+		names, err := c.get(ctx, tenantT, []string{"a1"}, now.Add(time.Duration(i)*3*time.Second))
 		if err != nil || names["a1"].DisplayName != "Ann" {
 			t.Fatalf("poll %d: %v %v", i, names, err)
 		}
@@ -275,13 +274,13 @@ func TestTheLiveQueueReadsAgentNamesOnlyWhenStaleOrNew(t *testing.T) {
 		t.Fatalf("five polls within %v read the agents %d times, want 1", namesTTL, reads)
 	}
 	must(t, s.PutAgents(ctx, tenantT, []tenant.Agent{{TenantID: tenantT, ID: "a2", DisplayName: "Bob"}}))
-	names, err := c.get(ctx, tenantT, []routing.Member{member("a1"), member("a2")}, now.Add(13*time.Second))
+	names, err := c.get(ctx, tenantT, []string{"a1", "a2"}, now.Add(13*time.Second))
 	if err != nil || names["a2"].DisplayName != "Bob" || reads != 2 {
 		t.Fatalf("a new member: names %v, %d reads (want 2), %v", names, reads, err)
 	}
 	// A member without a directory entry is read for once, not at every poll.
 	for i := range 3 {
-		names, err := c.get(ctx, tenantT, []routing.Member{member("a1"), member("ghost")}, now.Add(time.Duration(14+i)*time.Second))
+		names, err := c.get(ctx, tenantT, []string{"a1", "ghost"}, now.Add(time.Duration(14+i)*time.Second))
 		if err != nil || names["ghost"] != (AgentRef{}) {
 			t.Fatalf("a nameless member: %v %v", names, err)
 		}
@@ -289,7 +288,7 @@ func TestTheLiveQueueReadsAgentNamesOnlyWhenStaleOrNew(t *testing.T) {
 	if reads != 3 {
 		t.Fatalf("three polls with a nameless member: %d reads in all, want 3", reads)
 	}
-	if _, err := c.get(ctx, tenantT, []routing.Member{member("a1")}, now.Add(14*time.Second+namesTTL)); err != nil || reads != 4 {
+	if _, err := c.get(ctx, tenantT, []string{"a1"}, now.Add(14*time.Second+namesTTL)); err != nil || reads != 4 {
 		t.Fatalf("after %v: %d reads, want 4 (%v)", namesTTL, reads, err)
 	}
 }

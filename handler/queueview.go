@@ -91,9 +91,9 @@ type QueueAgent struct {
 
 // queue is GET /api/tenants/{tenantId}/services/{serviceId}/queue: one read of the
 // service's queue and roster (routing.Store.LoadMatch, whose cost follows the open
-// tasks and the members, not the tenant), and the agents' names from a cache that
-// reads the tenant's agents at most every namesTTL (or when a member is new), so a
-// portal polling every few seconds does not read the whole tenant each time.
+// tasks and the members, not the tenant), and the agents' names from the cache
+// (agentNames), so a portal polling every few seconds does not read the whole tenant
+// each time.
 func (p *portal) queue(w http.ResponseWriter, r *http.Request) {
 	ids, err := pathIDs(r, "tenantId", "serviceId")
 	if err != nil {
@@ -105,7 +105,11 @@ func (p *portal) queue(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, fmt.Errorf("service: %w", err))
 		return
 	}
-	names, err := p.names.get(r.Context(), ids[0], q.Members, p.now())
+	members := make([]string, len(q.Members))
+	for i, m := range q.Members {
+		members[i] = m.State.AgentID
+	}
+	names, err := p.names.get(r.Context(), ids[0], members, p.now())
 	if err != nil {
 		funchost.WriteError(w, r, err)
 		return
@@ -113,11 +117,13 @@ func (p *portal) queue(w http.ResponseWriter, r *http.Request) {
 	funchost.WriteJSON(w, http.StatusOK, newQueueView(q, names, adminFrom(r.Context()).mask, p.now().UTC()))
 }
 
-// namesTTL is how long the live queue uses a tenant's agent names before reading
+// namesTTL is how long the admin views use a tenant's agent names before reading
 // them again: a renamed agent shows under the new name within it.
 const namesTTL = 30 * time.Second
 
-// agentNames caches each tenant's agent names for the live queue.
+// agentNames caches each tenant's agent names for the admin views that name agents
+// (the live queue, a task's explanation, a call's timeline): the tenant's agents are
+// read at most every namesTTL, or when a view names an agent the cache does not know.
 type agentNames struct {
 	list func(ctx context.Context, tenantID string) ([]tenant.Agent, error)
 
@@ -131,15 +137,16 @@ type namesEntry struct {
 }
 
 // get returns the names of tenantID's agents: cached when read less than namesTTL
-// ago and knowing every member, else read now. Readers share the map; nobody writes
-// it once it is cached.
-func (c *agentNames) get(ctx context.Context, tenantID string, members []routing.Member, now time.Time) (map[string]AgentRef, error) {
+// ago and knowing every agent of ids, else read now. An agent without a directory
+// entry maps to the zero AgentRef. Readers share the map; nobody writes it once it is
+// cached.
+func (c *agentNames) get(ctx context.Context, tenantID string, ids []string, now time.Time) (map[string]AgentRef, error) {
 	c.mu.Lock()
 	e, ok := c.byTenant[tenantID]
 	c.mu.Unlock()
 	fresh := ok && now.Sub(e.at) < namesTTL
-	for i := 0; fresh && i < len(members); i++ {
-		_, fresh = e.names[members[i].State.AgentID]
+	for i := 0; fresh && i < len(ids); i++ {
+		_, fresh = e.names[ids[i]]
 	}
 	if fresh {
 		return e.names, nil
@@ -164,8 +171,8 @@ func (c *agentNames) get(ctx context.Context, tenantID string, members []routing
 			nameless(id)
 		}
 	}
-	for _, m := range members {
-		nameless(m.State.AgentID)
+	for _, id := range ids {
+		nameless(id)
 	}
 	e = next
 	c.mu.Lock()

@@ -22,9 +22,9 @@ import (
 // webhook, the calls reconciler, call timelines and transfers, explain and after-call
 // work.
 type routingHandlers struct {
-	engine  *routing.Engine
-	store   routing.Store
-	tenants tenant.Store
+	engine *routing.Engine
+	store  routing.Store
+	names  *agentNames // names the agents of explanations and call timelines
 	// calls and callAuth are nil when calls are not configured (teams.go).
 	calls    routingCalls
 	callAuth teams.Authenticator
@@ -107,22 +107,28 @@ func (h *routingHandlers) explain(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, fmt.Errorf("task: %w", err))
 		return
 	}
-	agents, err := h.tenants.ListAgents(r.Context(), ids[0])
+	var named []string
+	if task.Explain != nil {
+		for _, a := range task.Explain.Agents {
+			named = append(named, a.AgentID)
+		}
+	}
+	names, err := h.names.get(r.Context(), ids[0], named, time.Now())
 	if err != nil {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	v := newExplainView(task, agents, adminFrom(r.Context()).mask)
+	v := newExplainView(task, names, adminFrom(r.Context()).mask)
 	v.TenantID, v.ServiceID = ids[0], ids[1]
 	funchost.WriteJSON(w, http.StatusOK, v)
 }
 
 // newExplainView builds the view of task (without the tenant and service ids), naming
-// the agents its explanation lists from the tenant's agents, every user identifier
+// the agents its explanation lists from names, every user identifier
 // through mask (SPEC §2). Masked ids may coincide (access.Mask keeps only the first
 // letter of each part of a GUID): such agents share one entry of Agents, named after
 // the first of them the explanation lists (the chosen first).
-func newExplainView(task routing.Task, agents []tenant.Agent, mask access.Masker) ExplainView {
+func newExplainView(task routing.Task, names map[string]AgentRef, mask access.Masker) ExplainView {
 	v := ExplainView{TaskID: task.ID, State: task.State, Outcome: task.Outcome, Attempts: task.Attempts, Agents: map[string]AgentRef{}}
 	for _, h := range task.History {
 		h.AgentID = mask.User(h.AgentID)
@@ -131,16 +137,12 @@ func newExplainView(task routing.Task, agents []tenant.Agent, mask access.Masker
 	if task.Explain == nil {
 		return v
 	}
-	byID := make(map[string]tenant.Agent, len(agents))
-	for _, a := range agents {
-		byID[a.ID] = a
-	}
 	e := task.Explain.Clone()
 	for i := range e.Agents {
 		id := e.Agents[i].AgentID
 		e.Agents[i].AgentID = mask.User(id)
-		a, ok := byID[id]
-		if _, named := v.Agents[e.Agents[i].AgentID]; ok && !named {
+		a, ok := names[id]
+		if _, named := v.Agents[e.Agents[i].AgentID]; ok && a != (AgentRef{}) && !named {
 			v.Agents[e.Agents[i].AgentID] = AgentRef{DisplayName: mask.User(a.DisplayName), UPN: mask.User(a.UPN)}
 		}
 	}

@@ -255,7 +255,8 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 	tracked := userstate.TrackedRoutes{Store: d.routes, Tracker: tracker, Log: funchost.Logger}
 	engine := routing.NewEngine(routing.Options{Store: tracked, Tenants: d.tenants, Presences: d.presences, PresenceMaxAge: cfg.Presence.MaxAge, Sender: d.sender,
 		Queue: cfg.Values["CallsQueue"], Now: d.now, Log: funchost.Logger})
-	rh := &routingHandlers{store: tracked, tenants: d.tenants, engine: engine}
+	names := &agentNames{list: d.tenants.ListAgents}
+	rh := &routingHandlers{store: tracked, names: names, engine: engine}
 	if d.platform != nil && d.callAuth != nil && d.calls != nil {
 		o := calls.Options{Store: d.calls, Platform: d.platform, Router: engine, Services: tracked, Tenants: d.tenants,
 			Webhook: cfg.Calling.WebhookURL, Now: d.now, Log: funchost.Logger}
@@ -290,7 +291,7 @@ func newApp(cfg config.Config, d deps, log *slog.Logger) *funchost.App {
 	routingRoutes(app, d.admin, rh)
 	outboundRoutes(app, d.admin, newOutboundHandlers(cfg, d, engine))
 	serviceRoutes(app, d.admin, &serviceAdmin{store: tracked, tenants: d.tenants, presences: d.presences, audit: d.audit, now: d.now, dir: dir, retention: newRetention(d)})
-	portalRoutes(app, d.admin, newPortal(cfg, d))
+	portalRoutes(app, d.admin, newPortal(cfg, d, names))
 	return app
 }
 
