@@ -475,6 +475,10 @@ type agentView struct {
 	// RONA or after-call work ends by itself.
 	Phase      routing.Phase `json:"phase"`
 	PhaseUntil *time.Time    `json:"phaseUntil,omitempty"`
+	// Availability and Activity are the Teams presence routing sees ("" when none
+	// was read).
+	Availability presence.Availability `json:"availability,omitempty"`
+	Activity     string                `json:"activity,omitempty"`
 }
 
 // agentsOf joins the tenant's directory of agents with their routing states.
@@ -498,10 +502,10 @@ func (sa *serviceAdmin) agentsOf(ctx context.Context, tenantID string) (map[stri
 	return byID, st, nil
 }
 
-// offlineAt says when each agent of the tenant was last seen going Offline (which
-// ends RONA), for the agents' phases; empty when presence is not kept.
-func (sa *serviceAdmin) offlineAt(ctx context.Context, tenantID string) (map[string]time.Time, error) {
-	out := map[string]time.Time{}
+// presencesOf is the presence routing sees of each agent of the tenant (also when
+// they last went Offline, which ends RONA); empty when presence is not kept.
+func (sa *serviceAdmin) presencesOf(ctx context.Context, tenantID string) (map[string]presence.Presence, error) {
+	out := map[string]presence.Presence{}
 	if sa.presences == nil {
 		return out, nil
 	}
@@ -510,9 +514,7 @@ func (sa *serviceAdmin) offlineAt(ctx context.Context, tenantID string) (map[str
 		return nil, err
 	}
 	for _, p := range ps {
-		if !p.OfflineAt.IsZero() {
-			out[p.AgentID] = p.OfflineAt
-		}
+		out[p.AgentID] = p
 	}
 	return out, nil
 }
@@ -549,7 +551,7 @@ func (sa *serviceAdmin) listAgents(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	offline, err := sa.offlineAt(r.Context(), call.tenant.ID)
+	ps, err := sa.presencesOf(r.Context(), call.tenant.ID)
 	if err != nil {
 		funchost.WriteError(w, r, err)
 		return
@@ -567,7 +569,7 @@ func (sa *serviceAdmin) listAgents(w http.ResponseWriter, r *http.Request) {
 	sort.Strings(ids)
 	out := []agentView{}
 	for _, id := range ids {
-		v := newAgentView(call.mask, id, dir[id], states[id], now, offline[id])
+		v := newAgentView(call.mask, id, dir[id], states[id], now, ps[id])
 		if !full && !slices.ContainsFunc(v.Services, func(s string) bool { return owned[s] }) &&
 			!slices.ContainsFunc(v.Duty.Services, func(s string) bool { return owned[s] }) {
 			continue
@@ -766,12 +768,12 @@ func (sa *serviceAdmin) updateAgent(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	offline, err := sa.offlineAt(r.Context(), call.tenant.ID)
+	ps, err := sa.presencesOf(r.Context(), call.tenant.ID)
 	if err != nil {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	funchost.WriteJSON(w, http.StatusOK, newAgentView(call.mask, id, dir[id], states[id], sa.now(), offline[id]))
+	funchost.WriteJSON(w, http.StatusOK, newAgentView(call.mask, id, dir[id], states[id], sa.now(), ps[id]))
 }
 
 // errSelfServices: an agent tried to change the services of their own duty profile.
@@ -817,12 +819,12 @@ func (sa *serviceAdmin) getAgent(w http.ResponseWriter, r *http.Request) {
 		funchost.WriteError(w, r, fmt.Errorf("agent: %w", fault.ErrNotFound))
 		return
 	}
-	offline, err := sa.offlineAt(r.Context(), call.tenant.ID)
+	ps, err := sa.presencesOf(r.Context(), call.tenant.ID)
 	if err != nil {
 		funchost.WriteError(w, r, err)
 		return
 	}
-	v := newAgentView(call.mask, id, a, st, sa.now(), offline[id])
+	v := newAgentView(call.mask, id, a, st, sa.now(), ps[id])
 	if owned != nil && !slices.ContainsFunc(v.Services, func(s string) bool { return owned[s] }) &&
 		!slices.ContainsFunc(v.Duty.Services, func(s string) bool { return owned[s] }) {
 		forbidden(w, r, "", "the agent is not a member of a service you own")
@@ -833,7 +835,7 @@ func (sa *serviceAdmin) getAgent(w http.ResponseWriter, r *http.Request) {
 
 // newAgentView joins an agent's directory entry and routing state; memberships are
 // those of either.
-func newAgentView(m access.Masker, id string, a tenant.Agent, st routing.AgentState, now, offlineAt time.Time) agentView {
+func newAgentView(m access.Masker, id string, a tenant.Agent, st routing.AgentState, now time.Time, p presence.Presence) agentView {
 	members := slices.Clone(st.Services)
 	for _, s := range a.Services {
 		if !slices.Contains(members, s) {
@@ -852,7 +854,8 @@ func newAgentView(m access.Masker, id string, a tenant.Agent, st routing.AgentSt
 	for _, s := range members {
 		v.Active[s] = !slices.Contains(st.Inactive, s)
 	}
-	switch v.Phase = st.PhaseAt(now, offlineAt); v.Phase {
+	v.Availability, v.Activity = p.Availability, p.Activity
+	switch v.Phase = st.PhaseAt(now, p.OfflineAt); v.Phase {
 	case routing.PhaseRinging:
 		v.PhaseUntil = timePtr(st.Hold.Until)
 	case routing.PhaseRONA:

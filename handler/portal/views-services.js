@@ -246,24 +246,17 @@ function agentHref(ctx, id) {
 
 export async function agentsView(ctx) {
   ctx.main.append(title('Agents'));
-  const [agents, presence] = await Promise.allSettled([
-    api('GET', tenantPath(ctx.tid, 'agents')),
-    api('GET', tenantPath(ctx.tid, 'presence')),
-  ]);
+  const {data} = await api('GET', tenantPath(ctx.tid, 'agents'));
   if (!ctx.alive()) return;
-  if (agents.status === 'rejected') throw agents.reason;
-  const byID = new Map();
-  if (presence.status === 'fulfilled') for (const p of presence.value.data.agents || []) byID.set(p.agentId, p);
-  const list = agents.value.data.agents || [];
+  const list = data.agents || [];
   ctx.main.append(
     h('p', null, 'Every agent with their routing profile, where they are in the routing cycle and the Teams presence routing sees now. ',
       h('a', {href: `#/t/${encodeURIComponent(ctx.tid)}/live`}, 'Live queues'), ' show who rings and who is connected.'),
-    presence.status === 'rejected' ? errorNotice(presence.reason, 'Presence is not shown') : '',
     table('Agents', [
       ['Name', (a) => h('a', {href: agentHref(ctx, a.id)}, a.displayName || a.id)],
       ['UPN', (a) => a.upn || ''],
       ['State', (a) => phaseCell(a.phase, a.phaseUntil)],
-      ['Presence', (a) => presenceCell(byID.get(a.id))],
+      ['Presence', (a) => (a.availability ? presenceCell(a) : '')],
       ['Services', (a) => (a.services || []).map((s) => (a.active && a.active[s] === false ? `${s} (inactive)` : s)).join(', ')],
       ['Duty', (a) => (a.duty && a.duty.offDuty ? h('span', {class: 'badge badge-warn'}, 'Off duty')
         : ['On duty', a.duty && a.duty.services && a.duty.services.length ? ` for ${a.duty.services.join(', ')}` : ''])],
