@@ -136,24 +136,8 @@ func (v *CallingValidator) Verify(ctx context.Context, token string) (CallingCla
 		return CallingClaims{}, invalid("no token")
 	}
 	var tc callingTokenClaims
-	keyLooked := false
-	var keyErr error
-	_, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
-		keyLooked = true
-		kid, _ := t.Header["kid"].(string)
-		if kid == "" {
-			keyErr = errors.New("no kid")
-			return nil, keyErr
-		}
-		k, err := v.keys.key(ctx, kid)
-		if err != nil {
-			keyErr = err
-			return nil, err
-		}
-		return k, nil
-	})
-	if err != nil {
-		return CallingClaims{}, refusal(err, keyLooked, keyErr)
+	if err := parse(ctx, v.parser, v.keys, token, &tc); err != nil {
+		return CallingClaims{}, err
 	}
 	if !slices.Contains(v.o.Issuers, tc.Issuer) {
 		return CallingClaims{}, invalid("issuer not accepted")
@@ -187,6 +171,31 @@ func (v *CallingValidator) VerifyHeader(ctx context.Context, authorization strin
 		return CallingClaims{}, invalid("authorization is not a bearer token")
 	}
 	return v.Verify(ctx, strings.TrimLeft(token, " "))
+}
+
+// parse checks token into claims: signed (RS256) by the key its kid names, within its
+// times. A refusal wraps ErrInvalid and says why in our own words (refusal).
+func parse(ctx context.Context, p *jwt.Parser, keys *keyCache, token string, claims jwt.Claims) error {
+	keyLooked := false
+	var keyErr error
+	_, err := p.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		keyLooked = true
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			keyErr = errors.New("no kid")
+			return nil, keyErr
+		}
+		k, err := keys.key(ctx, kid)
+		if err != nil {
+			keyErr = err
+			return nil, err
+		}
+		return k, nil
+	})
+	if err != nil {
+		return refusal(err, keyLooked, keyErr)
+	}
+	return nil
 }
 
 // refusal turns a parse error into an ErrInvalid refusal. jwt's own texts may quote

@@ -167,15 +167,8 @@ func invalid(format string, a ...any) error {
 // fetched when needed also refuses (wrapping ErrInvalid and the cause).
 func (v *Validator) Verify(ctx context.Context, token string, want Want) (Claims, error) {
 	var tc tokenClaims
-	_, err := v.parser.ParseWithClaims(token, &tc, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		if kid == "" {
-			return nil, errors.New("no kid")
-		}
-		return v.keys.key(ctx, kid)
-	})
-	if err != nil {
-		return Claims{}, invalid("%v", err)
+	if err := parse(ctx, v.parser, v.keys, token, &tc); err != nil {
+		return Claims{}, err
 	}
 	if !tenant.IsGUID(tc.TID) {
 		return Claims{}, invalid("tid is not a GUID")
