@@ -216,7 +216,7 @@ func (c *Controller) legEvent(ctx context.Context, tenantID, key string, n int, 
 	case ev.Kind == teams.KindRinging:
 		return c.legRinging(ctx, tenantID, key, n, ev.CallID)
 	case ev.Kind == teams.KindAnswered:
-		return c.legAnswered(ctx, tenantID, key, n, ev.CallID)
+		return c.legAnswered(ctx, x, key, n, ev.CallID)
 	case ev.Kind.Ended():
 		return c.legEnded(ctx, tenantID, key, n, ev)
 	case ev.Kind == teams.KindOperation:
@@ -248,11 +248,9 @@ func (c *Controller) legRinging(ctx context.Context, tenantID, key string, n int
 	return err
 }
 
-func (c *Controller) legAnswered(ctx context.Context, tenantID, key string, n int, callID string) error {
-	x, err := c.get(ctx, tenantID, key)
-	if err != nil || x == nil || x.leg(n) == nil {
-		return err
-	}
+// legAnswered handles leg n of x (as legEvent read it) answered by its agent.
+func (c *Controller) legAnswered(ctx context.Context, x *Call, key string, n int, callID string) error {
+	tenantID := x.TenantID
 	l := *x.leg(n)
 	if l.State != LegDialing && l.State != LegRinging {
 		if l.State == LegCancelled {
@@ -261,7 +259,7 @@ func (c *Controller) legAnswered(ctx context.Context, tenantID, key string, n in
 		}
 		return nil
 	}
-	_, err = c.router.CallStateChanged(ctx, routing.CallEvent{TenantID: tenantID, ServiceID: l.ServiceID, TaskID: l.TaskID,
+	_, err := c.router.CallStateChanged(ctx, routing.CallEvent{TenantID: tenantID, ServiceID: l.ServiceID, TaskID: l.TaskID,
 		AgentID: l.AgentID, Change: routing.Answered})
 	refused := errors.Is(err, fault.ErrConflict)
 	if err != nil && !refused {
