@@ -109,8 +109,6 @@ func TestTheProvisioningRunAppliesEachTenantsRetention(t *testing.T) {
 	_, err = s.CreateCall(ctx, calls.Call{TenantID: tenantT, ID: "call-old", Direction: calls.Inbound, ServiceID: "sales", Phase: calls.PhaseEnded,
 		Caller: calls.Party{Kind: calls.Phone, ID: customer}, Created: ago(40), EndedAt: ago(40)})
 	must(err)
-	must(s.MarkProcessed(ctx, tenantT, "event-old", ago(4)))
-	must(s.MarkProcessed(ctx, tenantT, "event-new", ago(1)))
 	must(s.CommitUserStates(ctx, userstate.Cursor{TenantID: tenantT, AgentID: agentAnna, At: now}, false, []userstate.Record{
 		{TenantID: tenantT, AgentID: agentAnna, Kind: userstate.KindDuty, Value: userstate.OnDuty, Start: ago(100), End: ago(99.9)}}))
 	must(s.Park(ctx, parking.Message{Function: "ScheduleOutbound", MessageID: "m1", Reason: "bad", Body: customer, ParkedAt: ago(15)}))
@@ -133,12 +131,6 @@ func TestTheProvisioningRunAppliesEachTenantsRetention(t *testing.T) {
 	if _, err := s.GetCall(ctx, tenantT, "call-old"); !errors.Is(err, fault.ErrNotFound) {
 		t.Errorf("ended call: %v", err)
 	}
-	if seen, _ := s.Processed(ctx, tenantT, "event-old"); seen {
-		t.Error("an old processed key is left")
-	}
-	if seen, _ := s.Processed(ctx, tenantT, "event-new"); !seen {
-		t.Error("a recent processed key was deleted")
-	}
 	if recs, _, _ := s.ListUserStates(ctx, tenantT, userstate.Query{From: ago(101), To: now}); len(recs) != 0 {
 		t.Errorf("user-state records left: %+v", recs)
 	}
@@ -151,7 +143,7 @@ func TestTheProvisioningRunAppliesEachTenantsRetention(t *testing.T) {
 			must(json.Unmarshal([]byte(l), &line))
 		}
 	}
-	want := map[string]float64{"tenants": 2, "finishedTasks": 1, "endedCalls": 1, "sessions": 1, "processedKeys": 1,
+	want := map[string]float64{"tenants": 2, "finishedTasks": 1, "endedCalls": 1, "sessions": 1,
 		"userStates": 1, "parked": 1, "failures": 0, "pending": 0}
 	for k, v := range want {
 		if line[k] != v {
@@ -168,7 +160,7 @@ func TestTheProvisioningRunAppliesEachTenantsRetention(t *testing.T) {
 	if status, b := postTB(t, srv.URL+"/ProvisioningRun", timer); status != 200 {
 		t.Fatalf("second run: %d %s", status, b)
 	}
-	if !strings.Contains(logs.String()[before:], `"finishedTasks":0,"endedCalls":0,"sessions":0,"processedKeys":0,"userStates":0,"parked":0`) {
+	if !strings.Contains(logs.String()[before:], `"finishedTasks":0,"endedCalls":0,"sessions":0,"userStates":0,"parked":0`) {
 		t.Errorf("second run: %s", logs.String()[before:])
 	}
 }

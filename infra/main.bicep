@@ -218,7 +218,6 @@ var appTables = [
   'InteractSessions'
   'RoutingQueues'
   'RoutingAgents'
-  'RoutingKeys'
   'Audit'
   'Outbound'
   'UserStates'

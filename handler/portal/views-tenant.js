@@ -113,7 +113,6 @@ const tenantForm = [
     {name: 'retention.finishedTasksDays', label: 'Finished routing tasks', type: 'int', min: 1, max: 3650},
     {name: 'retention.endedCallsDays', label: 'Ended calls', type: 'int', min: 1, max: 3650},
     {name: 'retention.closedSessionsDays', label: 'Closed Interact sessions', type: 'int', min: 1, max: 365},
-    {name: 'retention.processedKeysDays', label: 'Processed event keys', type: 'int', min: 2, max: 90},
     {name: 'retention.userStatesDays', label: 'User-state records', type: 'int', min: 1, max: 3650},
   ]],
 ];

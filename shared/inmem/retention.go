@@ -87,15 +87,6 @@ func (s *Store) PurgeSessions(_ context.Context, tenantID string, closedBefore, 
 	}, limit, nil), nil
 }
 
-// PurgeProcessedKeys implements retention.Store.
-func (s *Store) PurgeProcessedKeys(_ context.Context, tenantID string, before time.Time, limit int) (retention.Result, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return purge(s.rtLocked().keys, func(k string, at time.Time) bool {
-		return strings.HasPrefix(k, tenantID+"\x00") && at.Before(before)
-	}, limit, nil), nil
-}
-
 // PurgeUserStates implements retention.Store.
 func (s *Store) PurgeUserStates(_ context.Context, tenantID string, before time.Time, limit int) (retention.Result, error) {
 	u := &s.us

@@ -375,27 +375,6 @@ func (s *Store) UpdateAgentState(ctx context.Context, tenantID, agentID string, 
 	}
 }
 
-// MarkProcessed implements routing.Store.
-func (s *Store) MarkProcessed(_ context.Context, tenantID, key string, at time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rt := s.rtLocked()
-	k := tenantID + "\x00" + key
-	if _, ok := rt.keys[k]; ok {
-		return fmt.Errorf("mark processed: %w", fault.ErrConflict)
-	}
-	rt.keys[k] = at
-	return nil
-}
-
-// Processed implements routing.Store.
-func (s *Store) Processed(_ context.Context, tenantID, key string) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.rtLocked().keys[tenantID+"\x00"+key]
-	return ok, nil
-}
-
 // ServiceByTarget implements routing.Store: the tenant's services matched by
 // routing.ServiceForTarget.
 func (s *Store) ServiceByTarget(ctx context.Context, tenantID, target string) (routing.Service, error) {

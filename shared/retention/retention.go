@@ -26,13 +26,12 @@ const (
 	FinishedTasks Kind = "finishedTasks" // routing tasks that are done
 	EndedCalls    Kind = "endedCalls"    // calls that ended (their timelines)
 	Sessions      Kind = "sessions"      // Interact sessions closed, or abandoned open
-	ProcessedKeys Kind = "processedKeys" // keys of events already processed
 	UserStates    Kind = "userStates"    // user-state records (ended)
 	Parked        Kind = "parked"        // parked messages (app-wide)
 )
 
 // Kinds lists every kind, in a fixed order (for logs).
-var Kinds = []Kind{FinishedTasks, EndedCalls, Sessions, ProcessedKeys, UserStates, Parked}
+var Kinds = []Kind{FinishedTasks, EndedCalls, Sessions, UserStates, Parked}
 
 // ParkedDays is how long parked messages are kept. They belong to a function, not to
 // a tenant (a malformed message may name none), so one app-wide period applies: long
@@ -70,9 +69,6 @@ type Store interface {
 	// PurgeSessions deletes the tenant's Interact sessions closed before closedBefore,
 	// and those still open that were created before openedBefore (abandoned).
 	PurgeSessions(ctx context.Context, tenantID string, closedBefore, openedBefore time.Time, limit int) (Result, error)
-	// PurgeProcessedKeys deletes the tenant's processed-event keys recorded before
-	// before (routing.Store.MarkProcessed's at).
-	PurgeProcessedKeys(ctx context.Context, tenantID string, before time.Time, limit int) (Result, error)
 	// PurgeUserStates deletes the tenant's user-state records that ended before
 	// before. Open records (and the agents' cursors) are never deleted.
 	PurgeUserStates(ctx context.Context, tenantID string, before time.Time, limit int) (Result, error)
@@ -229,8 +225,6 @@ func (s *Sweeper) jobs(scopes []Scope, now time.Time) []job {
 		add(EndedCalls, func(ctx context.Context, n int) (Result, error) { return st.PurgeEndedCalls(ctx, tid, calls, n) })
 		closed, opened := cut(r.ClosedSessionsDays), cut(max(r.ClosedSessionsDays, tenant.AbandonedSessionDays))
 		add(Sessions, func(ctx context.Context, n int) (Result, error) { return st.PurgeSessions(ctx, tid, closed, opened, n) })
-		keys := cut(r.ProcessedKeysDays)
-		add(ProcessedKeys, func(ctx context.Context, n int) (Result, error) { return st.PurgeProcessedKeys(ctx, tid, keys, n) })
 		states := cut(r.UserStatesDays)
 		add(UserStates, func(ctx context.Context, n int) (Result, error) { return st.PurgeUserStates(ctx, tid, states, n) })
 	}

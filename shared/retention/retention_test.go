@@ -58,9 +58,6 @@ func (f *fakeStore) PurgeEndedCalls(_ context.Context, tid string, before time.T
 func (f *fakeStore) PurgeSessions(_ context.Context, tid string, closed, opened time.Time, limit int) (retention.Result, error) {
 	return f.do(retention.Sessions, tid, "", closed, opened, limit)
 }
-func (f *fakeStore) PurgeProcessedKeys(_ context.Context, tid string, before time.Time, limit int) (retention.Result, error) {
-	return f.do(retention.ProcessedKeys, tid, "", before, time.Time{}, limit)
-}
 func (f *fakeStore) PurgeUserStates(_ context.Context, tid string, before time.Time, limit int) (retention.Result, error) {
 	return f.do(retention.UserStates, tid, "", before, time.Time{}, limit)
 }
@@ -87,7 +84,7 @@ func fixed() time.Time { return now }
 func TestEveryKindGetsItsTenantsCutoff(t *testing.T) {
 	f := newFake()
 	a := tenant.New(tenantA, "Contoso")
-	a.Retention = tenant.Retention{FinishedTasksDays: 60, EndedCallsDays: 10, ClosedSessionsDays: 45, ProcessedKeysDays: 2, UserStatesDays: 365}
+	a.Retention = tenant.Retention{FinishedTasksDays: 60, EndedCallsDays: 10, ClosedSessionsDays: 45, UserStatesDays: 365}
 	b := tenant.New(tenantB, "Fabrikam")
 	rep := retention.NewSweeper(retention.Options{Store: f, Now: fixed}).Run(context.Background(), []retention.Scope{
 		{Tenant: a, Services: []string{"sales", "support"}}, {Tenant: b},
@@ -98,11 +95,9 @@ func TestEveryKindGetsItsTenantsCutoff(t *testing.T) {
 		"finishedTasks/" + tenantA + "/support": {days(60)},
 		"endedCalls/" + tenantA + "/":           {days(10)},
 		"sessions/" + tenantA + "/":             {days(45), days(45)},
-		"processedKeys/" + tenantA + "/":        {days(2)},
 		"userStates/" + tenantA + "/":           {days(365)},
 		"endedCalls/" + tenantB + "/":           {days(30)},
 		"sessions/" + tenantB + "/":             {days(7), days(30)},
-		"processedKeys/" + tenantB + "/":        {days(3)},
 		"userStates/" + tenantB + "/":           {days(90)},
 		"parked//":                              {days(14)},
 	}
@@ -159,7 +154,7 @@ func TestStuckAndFailingJobsDoNotHoldTheRun(t *testing.T) {
 	f.stuck["endedCalls/"+tenantA+"/"] = true
 	boom := errors.New("table storage answered 503")
 	f.fail["userStates/"+tenantA+"/"] = boom
-	f.backlog["processedKeys/"+tenantA+"/"] = 5
+	f.backlog["sessions/"+tenantA+"/"] = 5
 	rep := retention.NewSweeper(retention.Options{Store: f, Now: fixed, Limit: 2}).Run(context.Background(),
 		[]retention.Scope{{Tenant: tenant.New(tenantA, "Contoso")}})
 	n := 0
@@ -174,7 +169,7 @@ func TestStuckAndFailingJobsDoNotHoldTheRun(t *testing.T) {
 	if len(rep.Failures) != 1 || rep.Failures[0].TenantID != tenantA || rep.Failures[0].Kind != retention.UserStates || !errors.Is(rep.Failures[0].Err, boom) {
 		t.Errorf("failures %+v", rep.Failures)
 	}
-	if rep.Deleted[retention.ProcessedKeys] != 5 {
+	if rep.Deleted[retention.Sessions] != 5 {
 		t.Errorf("the other jobs did not finish: %v", rep.Deleted)
 	}
 }
@@ -198,10 +193,10 @@ func TestARunStopsStartingCallsOnceItsBudgetHasPassed(t *testing.T) {
 	if rep.Calls != 10 || len(f.calls) != 10 {
 		t.Fatalf("%d calls (report %d); want 10: one a minute within a 10-minute budget", len(f.calls), rep.Calls)
 	}
-	// 5 tenants × 4 kinds + parked = 21 jobs; 10 had a call, of which those with user
+	// 5 tenants × 3 kinds + parked = 16 jobs; 10 had a call, of which those with user
 	// states have more left.
-	if rep.Pending < 21-10 {
-		t.Errorf("pending %d, want at least 11", rep.Pending)
+	if rep.Pending < 16-10 {
+		t.Errorf("pending %d, want at least 6", rep.Pending)
 	}
 	// The next run goes on where this one stopped (the backlog shrank).
 	left := 0
@@ -235,7 +230,7 @@ func TestRunsCutShortReachEveryTenantInTurn(t *testing.T) {
 	}
 	var missing []string
 	for _, sc := range scopes {
-		for _, k := range []retention.Kind{retention.EndedCalls, retention.Sessions, retention.ProcessedKeys, retention.UserStates} {
+		for _, k := range []retention.Kind{retention.EndedCalls, retention.Sessions, retention.UserStates} {
 			if key := string(k) + "/" + sc.Tenant.ID + "/"; !seen[key] {
 				missing = append(missing, key)
 			}

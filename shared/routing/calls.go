@@ -136,10 +136,6 @@ type CallEvent struct {
 	TaskID    string
 	AgentID   string // who answered or declined; for Ended optional
 	Change    Change
-	// Key makes the event idempotent (e.g. the notification's call id + change); a
-	// key seen before changes nothing. "" relies on the state machine alone, which is
-	// idempotent for replays too.
-	Key string
 }
 
 // CallStateChanged moves the task and its agents: Answered connects the agent (other
@@ -161,15 +157,6 @@ func (e *Engine) CallStateChanged(ctx context.Context, ev CallEvent) (Task, erro
 			return Task{}, err
 		}
 	}
-	if ev.Key != "" {
-		seen, err := e.store.Processed(ctx, ev.TenantID, ev.Key)
-		if err != nil {
-			return Task{}, fmt.Errorf("check event key: %w", err)
-		}
-		if seen {
-			return e.store.GetTask(ctx, ev.TenantID, ev.ServiceID, ev.TaskID)
-		}
-	}
 	svc, err := e.store.GetService(ctx, ev.TenantID, ev.ServiceID)
 	if err != nil {
 		return Task{}, fmt.Errorf("service: %w", err)
@@ -187,15 +174,7 @@ func (e *Engine) CallStateChanged(ctx context.Context, ev CallEvent) (Task, erro
 	default:
 		return Task{}, fault.Invalid("change", "must be one of Answered, Declined, Ended, NoAnswer, Unreachable, Dropped")
 	}
-	if err != nil {
-		return task, err
-	}
-	if ev.Key != "" {
-		if err := e.store.MarkProcessed(ctx, ev.TenantID, ev.Key, e.now()); err != nil && !errors.Is(err, fault.ErrConflict) {
-			return task, fmt.Errorf("record event key: %w", err)
-		}
-	}
-	return task, nil
+	return task, err
 }
 
 var errNotRinging = fmt.Errorf("the task is not ringing at this agent: %w", fault.ErrConflict)

@@ -150,9 +150,9 @@ func (f *fixture) agent(t *testing.T, id string) routing.AgentState {
 	return a
 }
 
-func (f *fixture) event(t *testing.T, service, task, agent string, c routing.Change, key string) (routing.Task, error) {
+func (f *fixture) event(t *testing.T, service, task, agent string, c routing.Change) (routing.Task, error) {
 	t.Helper()
-	return f.engine.CallStateChanged(context.Background(), routing.CallEvent{TenantID: tid, ServiceID: service, TaskID: task, AgentID: agent, Change: c, Key: key})
+	return f.engine.CallStateChanged(context.Background(), routing.CallEvent{TenantID: tid, ServiceID: service, TaskID: task, AgentID: agent, Change: c})
 }
 
 func persistentRONA() routing.Service {
@@ -205,14 +205,14 @@ func TestCallIsRoutedRONAReroutesAndACWBlocksEverywhere(t *testing.T) {
 	}
 
 	// Answer, then end: ACW blocks agent02 in sales and support.
-	if _, err := f.event(t, "sales", "call-1", "agent02", routing.Answered, "k1"); err != nil {
+	if _, err := f.event(t, "sales", "call-1", "agent02", routing.Answered); err != nil {
 		t.Fatal(err)
 	}
 	task = f.task(t, "sales", "call-1")
 	if task.State != routing.Connected || task.FirstAnsweredService != "sales" || f.agent(t, "agent02").Hold.Phase != routing.HoldConnected {
 		t.Fatalf("answered %+v", task)
 	}
-	if _, err := f.event(t, "sales", "call-1", "agent02", routing.Ended, "k2"); err != nil {
+	if _, err := f.event(t, "sales", "call-1", "agent02", routing.Ended); err != nil {
 		t.Fatal(err)
 	}
 	a2 := f.agent(t, "agent02")
@@ -254,8 +254,8 @@ func TestACWReleasesByItselfAndDeclineIsRecordedApart(t *testing.T) {
 	f := newFixture(t, 2, svc)
 	f.call(t, "sales", "c1")
 	f.kick(t, "sales")
-	f.event(t, "sales", "c1", "agent00", routing.Answered, "")
-	f.event(t, "sales", "c1", "agent00", routing.Ended, "")
+	f.event(t, "sales", "c1", "agent00", routing.Answered)
+	f.event(t, "sales", "c1", "agent00", routing.Ended)
 	if _, err := f.engine.EndACW(context.Background(), tid, "agent00"); !isField(err) {
 		t.Fatalf("early end not allowed: %v", err)
 	}
@@ -265,7 +265,7 @@ func TestACWReleasesByItselfAndDeclineIsRecordedApart(t *testing.T) {
 	if got := f.task(t, "sales", "c2"); fmt.Sprint(got.OfferedTo) != "[agent01]" {
 		t.Fatalf("longest idle first: %v", got.OfferedTo)
 	}
-	if _, err := f.event(t, "sales", "c2", "agent01", routing.Declined, ""); err != nil {
+	if _, err := f.event(t, "sales", "c2", "agent01", routing.Declined); err != nil {
 		t.Fatal(err)
 	}
 	a1 := f.agent(t, "agent01")
@@ -439,21 +439,21 @@ func TestReplaysChangeNothing(t *testing.T) {
 	if r := f.kick(t, "sales"); r.Offered != 0 || snapshot(t, f) != snap {
 		t.Fatalf("a second delivery of the kick changed state: %+v", r)
 	}
-	f.event(t, "sales", "c1", "agent00", routing.Answered, "call c1 answered")
+	f.event(t, "sales", "c1", "agent00", routing.Answered)
 	snap = snapshot(t, f)
-	f.event(t, "sales", "c1", "agent00", routing.Answered, "call c1 answered")
-	f.event(t, "sales", "c1", "agent00", routing.Answered, "") // without a key: the state machine
+	f.event(t, "sales", "c1", "agent00", routing.Answered)
+	f.event(t, "sales", "c1", "agent00", routing.Answered)
 	if snapshot(t, f) != snap {
 		t.Fatal("a replayed answer changed state")
 	}
-	f.event(t, "sales", "c1", "agent00", routing.Ended, "")
+	f.event(t, "sales", "c1", "agent00", routing.Ended)
 	snap = snapshot(t, f)
 	f.clock.add(time.Second)
-	f.event(t, "sales", "c1", "agent00", routing.Ended, "")
+	f.event(t, "sales", "c1", "agent00", routing.Ended)
 	if snapshot(t, f) != snap {
 		t.Fatal("a replayed end changed state (a second ACW?)")
 	}
-	if _, err := f.event(t, "sales", "c1", "agent01", routing.Answered, ""); !errors.Is(err, fault.ErrConflict) {
+	if _, err := f.event(t, "sales", "c1", "agent01", routing.Answered); !errors.Is(err, fault.ErrConflict) {
 		t.Fatalf("answer by an agent it never rang at: %v", err)
 	}
 }
@@ -476,13 +476,13 @@ func TestPSTNTransferUsesTheFirstAnsweringServicesLicence(t *testing.T) {
 	// Answered first in support (no licence), transferred to sales (licence): fails.
 	f.call(t, "support", "c1")
 	f.kick(t, "support")
-	f.event(t, "support", "c1", "agent00", routing.Answered, "")
+	f.event(t, "support", "c1", "agent00", routing.Answered)
 	moved, err := f.engine.TransferToService(ctx, tid, "support", "c1", "sales")
 	if err != nil || moved.FirstAnsweredService != "support" {
 		t.Fatalf("internal transfer: %+v %v", moved, err)
 	}
 	f.kick(t, "sales")
-	f.event(t, "sales", "c1", "agent01", routing.Answered, "")
+	f.event(t, "sales", "c1", "agent01", routing.Answered)
 	got, err := f.engine.TransferToPSTN(ctx, tid, "sales", "c1")
 	if err != nil || got.Outcome != routing.TransferFailed || got.FirstAnsweredService != "support" {
 		t.Fatalf("PSTN transfer of a call first answered without licence: %+v %v", got, err)
@@ -492,7 +492,7 @@ func TestPSTNTransferUsesTheFirstAnsweringServicesLicence(t *testing.T) {
 	f.call(t, "sales", "c2")
 	f.kick(t, "sales")
 	task := f.task(t, "sales", "c2")
-	f.event(t, "sales", "c2", task.OfferedTo[0], routing.Answered, "")
+	f.event(t, "sales", "c2", task.OfferedTo[0], routing.Answered)
 	got, err = f.engine.TransferToPSTN(ctx, tid, "sales", "c2")
 	if err != nil || got.Outcome != routing.TransferredOut {
 		t.Fatalf("licensed transfer: %+v %v", got, err)

@@ -2,7 +2,6 @@ package routing
 
 import (
 	"context"
-	"time"
 
 	"github.com/teamscc/teamscc/shared/presence"
 )
@@ -25,7 +24,7 @@ type Queue struct {
 	Members []Member
 }
 
-// Store keeps services, their tasks, agent routing states and idempotency keys.
+// Store keeps services, their tasks, and agent routing states.
 // Implementations are safe for concurrent use. Not-found is fault.ErrNotFound, a lost
 // conditional write fault.ErrPrecondition, an insert of an existing id
 // fault.ErrConflict (errors.Is). Values returned carry the ETag they were read or
@@ -110,10 +109,4 @@ type Store interface {
 	// race so no update is lost. An error from fn aborts with nothing written and is
 	// returned as is.
 	UpdateAgentState(ctx context.Context, tenantID, agentID string, fn func(*AgentState) error) (AgentState, error)
-
-	// MarkProcessed records an idempotency key (a webhook notification, a message) as
-	// done; fault.ErrConflict when it was recorded before.
-	MarkProcessed(ctx context.Context, tenantID, key string, at time.Time) error
-	// Processed reports whether the key was recorded.
-	Processed(ctx context.Context, tenantID, key string) (bool, error)
 }

@@ -40,7 +40,6 @@ func RunRetention(t *testing.T, newStore func(t *testing.T) RetentionStores) {
 	t.Run("ATaskFinishingDuringAPurgeIsKept", func(t *testing.T) { testPurgeRacesFinishingTasks(t, newStore(t)) })
 	t.Run("EndedCalls", func(t *testing.T) { testPurgeEndedCalls(t, newStore(t)) })
 	t.Run("Sessions", func(t *testing.T) { testPurgeSessions(t, newStore(t)) })
-	t.Run("ProcessedKeys", func(t *testing.T) { testPurgeProcessedKeys(t, newStore(t)) })
 	t.Run("UserStates", func(t *testing.T) { testPurgeUserStates(t, newStore(t)) })
 	t.Run("Parked", func(t *testing.T) { testPurgeParked(t, newStore(t)) })
 }
@@ -328,36 +327,6 @@ func testPurgeSessions(t *testing.T, s RetentionStores) {
 		if got, err := s.GetSession(ctx, v.TenantID, v.ID); err != nil || got.State != v.State {
 			t.Errorf("session %s: %+v, %v; want it kept", v.ID, got, err)
 		}
-	}
-}
-
-func testPurgeProcessedKeys(t *testing.T, s RetentionStores) {
-	ctx := context.Background()
-	cutoff := at.Add(-3 * day)
-	for _, k := range []struct {
-		tenantID, key string
-		at            time.Time
-	}{
-		{tenantA, "old-1", at.Add(-4 * day)}, {tenantA, "old-2", at.Add(-5 * day)}, {tenantA, "old-3 'quoted'/#?", at.Add(-90 * day)},
-		{tenantA, "new", at.Add(-day)}, {tenantA, "at-cutoff", cutoff}, {tenantB, "old-1", at.Add(-9 * day)},
-	} {
-		mustFail(t, "mark "+k.key, s.MarkProcessed(ctx, k.tenantID, k.key, k.at))
-	}
-	if n := drain(t, "purge processed keys", 2, func(limit int) (retention.Result, error) {
-		return s.PurgeProcessedKeys(ctx, tenantA, cutoff, limit)
-	}); n != 3 {
-		t.Errorf("deleted %d keys, want 3", n)
-	}
-	for key, want := range map[string]bool{"old-1": false, "old-2": false, "old-3 'quoted'/#?": false, "new": true, "at-cutoff": true} {
-		if seen, err := s.Processed(ctx, tenantA, key); err != nil || seen != want {
-			t.Errorf("processed %q = %v, %v; want %v", key, seen, err, want)
-		}
-	}
-	if seen, _ := s.Processed(ctx, tenantB, "old-1"); !seen {
-		t.Error("another tenant's key was deleted")
-	}
-	if err := s.MarkProcessed(ctx, tenantA, "old-1", at); err != nil {
-		t.Errorf("marking a purged key again: %v", err)
 	}
 }
 

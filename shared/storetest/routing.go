@@ -24,7 +24,6 @@ func RunRouting(t *testing.T, newStore func(t *testing.T) routing.Store) {
 	t.Run("ReservationRaceHasOneWinner", func(t *testing.T) { testReservationRace(t, newStore(t)) })
 	t.Run("AgentUpdatesLoseNothing", func(t *testing.T) { testAgentUpdateRace(t, newStore(t)) })
 	t.Run("TaskUpdatesLoseNothing", func(t *testing.T) { testTaskUpdateRace(t, newStore(t)) })
-	t.Run("ProcessedKeys", func(t *testing.T) { testKeys(t, newStore(t)) })
 	t.Run("ServiceByTarget", func(t *testing.T) { testServiceByTarget(t, newStore(t)) })
 	t.Run("PurgeService", func(t *testing.T) { testPurgeService(t, newStore(t)) })
 }
@@ -316,26 +315,6 @@ func testTaskUpdateRace(t *testing.T, s routing.Store) {
 	got, err := s.GetTask(ctx, tenantA, "sales", "t")
 	if err != nil || got.Attempts != n {
 		t.Fatalf("after %d concurrent increments: %d (%v)", n, got.Attempts, err)
-	}
-}
-
-func testKeys(t *testing.T, s routing.Store) {
-	ctx := context.Background()
-	key := "call/19:abc?x#y\\z 'answered'" // webhook keys may hold any character
-	if seen, err := s.Processed(ctx, tenantA, key); err != nil || seen {
-		t.Fatalf("new key: %v %v", seen, err)
-	}
-	if err := s.MarkProcessed(ctx, tenantA, key, at); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.MarkProcessed(ctx, tenantA, key, at); !errors.Is(err, fault.ErrConflict) {
-		t.Fatalf("second mark = %v; want fault.ErrConflict", err)
-	}
-	if seen, err := s.Processed(ctx, tenantA, key); err != nil || !seen {
-		t.Fatalf("marked key: %v %v", seen, err)
-	}
-	if seen, _ := s.Processed(ctx, tenantB, key); seen {
-		t.Fatal("keys are per tenant")
 	}
 }
 

@@ -36,9 +36,9 @@ import (
 //     rows still in the open range, written before done tasks moved). Within it the
 //     order is by task id, so Created narrows the rows on the server (a task ends after
 //     it starts) and Ended decides;
-//   - calls, sessions and processed keys are filtered within the tenant's partition
+//   - calls and sessions are filtered within the tenant's partition
 //     (a scan of it on the server): their RowKeys are what readers look them up by (a
-//     call id, a random session id, a key's SHA-256), which a time-ordered key would
+//     call id, a random session id), which a time-ordered key would
 //     break or double.
 //
 // Rows written before the Ended column existed are judged by Created: calls and tasks
@@ -263,21 +263,6 @@ func (s *Store) PurgeSessions(ctx context.Context, tenantID string, closedBefore
 	res, err := s.purge(ctx, s.interactSessions(), filter, "PartitionKey,RowKey", limit, nil)
 	if err != nil {
 		return res, fmt.Errorf("purge sessions: %w", err)
-	}
-	return res, nil
-}
-
-// PurgeProcessedKeys implements retention.Store: one query of the tenant's partition
-// of RoutingKeys on At, deletes in transactions of 100.
-func (s *Store) PurgeProcessedKeys(ctx context.Context, tenantID string, before time.Time, limit int) (retention.Result, error) {
-	if err := checkKey("tenantId", tenantID); err != nil {
-		return retention.Result{}, fmt.Errorf("purge processed keys: %w", err)
-	}
-	_, lit := edmCutoff(before)
-	filter := "PartitionKey eq " + odataString(tenantID) + " and At lt " + lit
-	res, err := s.purge(ctx, s.client(tableRoutingKeys), filter, "PartitionKey,RowKey", limit, nil)
-	if err != nil {
-		return res, fmt.Errorf("purge processed keys: %w", err)
 	}
 	return res, nil
 }

@@ -94,9 +94,6 @@ func retentionData(t *testing.T, s *Store, tid string, n int, when time.Time, ta
 		return sessionEntity(interact.Session{TenantID: tid, ID: fmt.Sprintf("%s-session-%05d", tag, i), CustomerID: "c", State: interact.SessionClosed,
 			CreatedAt: when.Add(-time.Hour), ClosedAt: when})
 	}))
-	write(tableRoutingKeys, rows(func(i int) (row, error) {
-		return newRow("processed key", "tenantId", tid, "key", keyRow(fmt.Sprintf("%s-key-%05d", tag, i)), props{"At": when})
-	}))
 	write(tableUserStates, rows(func(i int) (row, error) {
 		start := when.Add(-time.Duration(i+1) * time.Second)
 		return userStateEntity(userstate.Record{TenantID: tid, AgentID: fmt.Sprintf("%s-agent", tag), Kind: userstate.KindPresence, Value: "Available",
@@ -131,15 +128,15 @@ func TestARetentionRunsTableStorageRequests(t *testing.T) {
 		rep := retention.NewSweeper(retention.Options{Store: s, Now: fixed}).Run(ctx, scopes)
 		idle[n] = s.RoundTrips() - before
 		q, b, d, o := c.take()
-		if rep.Calls != 7 || len(rep.Failures) != 0 || b+d+o != 0 || int64(q) != idle[n] {
+		if rep.Calls != 6 || len(rep.Failures) != 0 || b+d+o != 0 || int64(q) != idle[n] {
 			t.Fatalf("idle run with %d recent rows per kind: %+v; %d queries, %d transactions, %d deletes, %d other", n, rep, q, b, d, o)
 		}
 	}
 	t.Logf("table requests of a retention run with nothing old enough (1 tenant, 2 services): %d with 10 recent rows of each kind, %d with 1,000", idle[10], idle[1000])
-	// One per service (its finished tasks), four per tenant (calls, sessions,
-	// processed keys, user states), one for parked messages.
-	if idle[10] != 7 || idle[1000] != 7 {
-		t.Errorf("an idle run costs %v table requests; want 7 whatever the data (2 services + 4 per tenant + 1)", idle)
+	// One per service (its finished tasks), three per tenant (calls, sessions, user
+	// states), one for parked messages.
+	if idle[10] != 6 || idle[1000] != 6 {
+		t.Errorf("an idle run costs %v table requests; want 6 whatever the data (2 services + 3 per tenant + 1)", idle)
 	}
 
 	// Deleting: 1,000 old rows of each kind beside 1,000 recent ones (parked messages
@@ -160,7 +157,6 @@ func TestARetentionRunsTableStorageRequests(t *testing.T) {
 		{retention.FinishedTasks, 1000, func() (retention.Result, error) { return s.PurgeFinishedTasks(ctx, tid, "support", cut, 0) }, 1 + 10 + 1},
 		{retention.EndedCalls, 1000, func() (retention.Result, error) { return s.PurgeEndedCalls(ctx, tid, cut, 0) }, 1 + 10 + 1},
 		{retention.Sessions, 1000, func() (retention.Result, error) { return s.PurgeSessions(ctx, tid, cut, cut, 0) }, 1 + 10 + 1},
-		{retention.ProcessedKeys, 1000, func() (retention.Result, error) { return s.PurgeProcessedKeys(ctx, tid, cut, 0) }, 1 + 10 + 1},
 		{retention.UserStates, 1000, func() (retention.Result, error) { return s.PurgeUserStates(ctx, tid, cut, 0) }, 1 + 10 + 1},
 		// 200 messages = 400 rows (record and index) in two partitions.
 		{retention.Parked, 200, func() (retention.Result, error) { return s.PurgeParked(ctx, cut, 0) }, 1 + 4 + 1},
@@ -196,7 +192,7 @@ func TestARetentionRunsTableStorageRequests(t *testing.T) {
 	for _, n := range rep.Deleted {
 		deleted += n
 	}
-	if n := s.RoundTrips() - before; n != 7 || deleted != 0 || len(rep.Failures) != 0 {
+	if n := s.RoundTrips() - before; n != 6 || deleted != 0 || len(rep.Failures) != 0 {
 		t.Errorf("run after the purge: %d table requests, %+v", n, rep)
 	}
 }

@@ -2,15 +2,12 @@ package tables
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -29,7 +26,6 @@ import (
 //	                                                                    that claims the id of an open one
 //	RoutingAgents   PK tenant id                  RK agent id           Data (JSON AgentState) + HoldTask, ACWUntil, RONAUntil, Svc
 //	                                              RK "~members"         membership version (roster.go)
-//	RoutingKeys     PK tenant id                  RK sha256(key)        At
 //
 // A service, its open tasks and its roster share a partition and sort before its
 // done tasks, so one range query (RowKey < "~~") is everything a kick reads, and
@@ -41,7 +37,6 @@ import (
 const (
 	tableRoutingQueues = "RoutingQueues"
 	tableRoutingAgents = "RoutingAgents"
-	tableRoutingKeys   = "RoutingKeys"
 
 	serviceRow = "~service"
 	taskPrefix = "t_"
@@ -680,38 +675,6 @@ func (s *Store) UpdateAgentState(ctx context.Context, tenantID, agentID string, 
 			return routing.AgentState{}, fmt.Errorf("update agent state: %w", err)
 		}
 	}
-}
-
-// keyRow: idempotency keys may hold any character (and customer identifiers), so the
-// row key is their SHA-256 and the key itself is not stored.
-func keyRow(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(sum[:])
-}
-
-// MarkProcessed implements routing.Store (AddEntity: 409 → fault.ErrConflict).
-func (s *Store) MarkProcessed(ctx context.Context, tenantID, key string, at time.Time) error {
-	r, err := newRow("processed key", "tenantId", tenantID, "key", keyRow(key), props{"At": at})
-	if err != nil {
-		return fmt.Errorf("mark processed: %w", err)
-	}
-	_, err = s.client(tableRoutingKeys).AddEntity(ctx, r.body, nil)
-	return wrap("mark processed", err)
-}
-
-// Processed implements routing.Store.
-func (s *Store) Processed(ctx context.Context, tenantID, key string) (bool, error) {
-	if err := checkKey("tenantId", tenantID); err != nil {
-		return false, fmt.Errorf("processed: %w", err)
-	}
-	_, err := s.client(tableRoutingKeys).GetEntity(ctx, tenantID, keyRow(key), nil)
-	if err == nil {
-		return true, nil
-	}
-	if err = classify(err); errors.Is(err, fault.ErrNotFound) {
-		return false, nil
-	}
-	return false, fmt.Errorf("processed: %w", err)
 }
 
 // ServiceByTarget implements routing.Store: the tenant's services (ListServices, one

@@ -13,7 +13,7 @@
 //	Parked          PK function name  RK inverted ticks "_" id   the message (see parking.go)
 //	                                  RK "id_" id         index row: Ref = the record's RowKey
 //	InteractSettings, InteractSessions: see interact.go
-//	RoutingQueues, RoutingAgents, RoutingKeys: see routing.go
+//	RoutingQueues, RoutingAgents: see routing.go
 //	Outbound: see outbound.go
 //	Calls           PK tenant id      RK call id          Data (JSON) + Phase, Direction, ServiceId, Open, Created, NextAt (only when set); see calls.go
 //	DirectorySync   PK tenant id      RK service id       Data (JSON) + GroupId, At (only when set), Members; see directory.go
@@ -63,7 +63,7 @@ const (
 
 var allTables = []string{tableTenants, tableAgents, tableSecrets, tablePresences, tablePresenceHealth, tableParked,
 	tableInteractSettings, tableInteractSessions,
-	tableRoutingQueues, tableRoutingAgents, tableRoutingKeys, // routing tables: see routing.go
+	tableRoutingQueues, tableRoutingAgents, // routing tables: see routing.go
 	tableAudit,
 	tableOutbound,      // outbound tasks and counters: see outbound.go
 	tableUserStates,    // user-state cursors and records: see userstate.go

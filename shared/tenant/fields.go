@@ -261,7 +261,6 @@ var Fields = []Field{
 	days("retention.finishedTasksDays", LevelTenant, func(t *Tenant) *int { return &t.Retention.FinishedTasksDays }),
 	days("retention.endedCallsDays", LevelTenant, func(t *Tenant) *int { return &t.Retention.EndedCallsDays }),
 	days("retention.closedSessionsDays", LevelTenant, func(t *Tenant) *int { return &t.Retention.ClosedSessionsDays }),
-	days("retention.processedKeysDays", LevelTechnical, func(t *Tenant) *int { return &t.Retention.ProcessedKeysDays }),
 	// How long agents' states are kept is the tenant's privacy choice, like tracking them.
 	days("retention.userStatesDays", LevelTenantOwned, func(t *Tenant) *int { return &t.Retention.UserStatesDays }),
 }

@@ -51,8 +51,6 @@ func TestEveryFieldRuleRefusesBadValuesAndAcceptsGoodOnes(t *testing.T) {
 		{"retention.finishedTasksDays", `3650`, `3651`, "1..3650"},
 		{"retention.endedCallsDays", `1`, `-1`, "1..3650"},
 		{"retention.closedSessionsDays", `365`, `366`, "1..365"},
-		{"retention.processedKeysDays", `2`, `1`, "2..90"},
-		{"retention.processedKeysDays", `90`, `91`, "2..90"},
 		{"retention.userStatesDays", `90`, `"90"`, "1..3650"},
 	}
 	base := tenant.New(tid, "Contoso")
@@ -155,10 +153,10 @@ func TestValidateNewChecksTheIdAndEveryField(t *testing.T) {
 
 // Retention settings never set are their defaults; set ones are kept. Who may change
 // them: the user-state retention is the tenant's privacy choice (not the partner's),
-// the processed-key retention a technical field.
+// the others the tenant's settings.
 func TestRetentionDefaultsAndLevels(t *testing.T) {
 	got := tenant.New(tid, "Contoso").Retention.Effective()
-	want := tenant.Retention{FinishedTasksDays: 30, EndedCallsDays: 30, ClosedSessionsDays: 7, ProcessedKeysDays: 3, UserStatesDays: 90}
+	want := tenant.Retention{FinishedTasksDays: 30, EndedCallsDays: 30, ClosedSessionsDays: 7, UserStatesDays: 90}
 	if got != want {
 		t.Fatalf("defaults %+v, want %+v", got, want)
 	}
@@ -166,7 +164,7 @@ func TestRetentionDefaultsAndLevels(t *testing.T) {
 	if set.FinishedTasksDays != 400 || set.UserStatesDays != 14 || set.EndedCallsDays != 30 {
 		t.Fatalf("effective %+v", set)
 	}
-	ch, err := tenant.ParseChange([]byte(`{"retention":{"userStatesDays":14,"processedKeysDays":7,"finishedTasksDays":60}}`), tenant.New(tid, "Contoso"))
+	ch, err := tenant.ParseChange([]byte(`{"retention":{"userStatesDays":14,"closedSessionsDays":3,"finishedTasksDays":60}}`), tenant.New(tid, "Contoso"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,12 +172,12 @@ func TestRetentionDefaultsAndLevels(t *testing.T) {
 	for i, p := range ch.Paths() {
 		levels[p] = ch.Levels()[i]
 	}
-	if levels["retention.userStatesDays"] != tenant.LevelTenantOwned || levels["retention.processedKeysDays"] != tenant.LevelTechnical ||
+	if levels["retention.userStatesDays"] != tenant.LevelTenantOwned || levels["retention.closedSessionsDays"] != tenant.LevelTenant ||
 		levels["retention.finishedTasksDays"] != tenant.LevelTenant {
 		t.Fatalf("levels %v", levels)
 	}
 	var after tenant.Tenant
-	if err := ch.Apply(&after); err != nil || after.Retention != (tenant.Retention{FinishedTasksDays: 60, ProcessedKeysDays: 7, UserStatesDays: 14}) {
+	if err := ch.Apply(&after); err != nil || after.Retention != (tenant.Retention{FinishedTasksDays: 60, ClosedSessionsDays: 3, UserStatesDays: 14}) {
 		t.Fatalf("applied %+v, %v", after.Retention, err)
 	}
 }

@@ -15,11 +15,6 @@ type Retention struct {
 	// close. A session left open is taken as abandoned once it is older than
 	// AbandonedSessionDays (or this, when longer).
 	ClosedSessionsDays int `json:"closedSessionsDays,omitempty"`
-	// ProcessedKeysDays: the keys that make a repeated event (a notification, a
-	// message redelivered) change nothing, counted from when the event was processed.
-	// It must outlast every redelivery: Service Bus keeps a message at most a day
-	// (its time to live) and detects duplicates for 10 minutes.
-	ProcessedKeysDays int `json:"processedKeysDays,omitempty"`
 	// UserStatesDays: user-state records (the tenant's privacy choice), counted from
 	// the record's end; an open record is never deleted.
 	UserStatesDays int `json:"userStatesDays,omitempty"`
@@ -30,7 +25,6 @@ const (
 	DefaultFinishedTasksDays  = 30
 	DefaultEndedCallsDays     = 30
 	DefaultClosedSessionsDays = 7
-	DefaultProcessedKeysDays  = 3
 	DefaultUserStatesDays     = 90
 	// AbandonedSessionDays: an Interact session still open after this long is taken
 	// as abandoned (the customer left without closing it) and deleted; recovering it
@@ -46,10 +40,7 @@ var RetentionRanges = map[string]RetentionRange{
 	"retention.finishedTasksDays":  {1, 3650, DefaultFinishedTasksDays},
 	"retention.endedCallsDays":     {1, 3650, DefaultEndedCallsDays},
 	"retention.closedSessionsDays": {1, 365, DefaultClosedSessionsDays},
-	// At least 2: longer than a Service Bus message lives (1 day), so a redelivered
-	// message always finds its key.
-	"retention.processedKeysDays": {2, 90, DefaultProcessedKeysDays},
-	"retention.userStatesDays":    {1, 3650, DefaultUserStatesDays},
+	"retention.userStatesDays":     {1, 3650, DefaultUserStatesDays},
 }
 
 // Effective returns r with every unset (zero) field at its default.
@@ -64,7 +55,6 @@ func (r Retention) Effective() Retention {
 		FinishedTasksDays:  pick(r.FinishedTasksDays, DefaultFinishedTasksDays),
 		EndedCallsDays:     pick(r.EndedCallsDays, DefaultEndedCallsDays),
 		ClosedSessionsDays: pick(r.ClosedSessionsDays, DefaultClosedSessionsDays),
-		ProcessedKeysDays:  pick(r.ProcessedKeysDays, DefaultProcessedKeysDays),
 		UserStatesDays:     pick(r.UserStatesDays, DefaultUserStatesDays),
 	}
 }
