@@ -1,6 +1,7 @@
 package calls
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -255,7 +256,7 @@ func (c *Controller) legAnswered(ctx context.Context, x *Call, key string, n int
 	if l.State != LegDialing && l.State != LegRinging {
 		if l.State == LegCancelled {
 			// Answered after we stopped it: end it, the agent gets nothing.
-			return c.platform.HangUp(ctx, tenantID, firstNonEmpty(l.CallID, callID))
+			return c.platform.HangUp(ctx, tenantID, cmp.Or(l.CallID, callID))
 		}
 		return nil
 	}
@@ -358,13 +359,6 @@ func (c *Controller) resolve(ctx context.Context, tenantID string, p Party) (Par
 		return p, fmt.Errorf("find the customer: %w", err)
 	}
 	return Party{Kind: User, ID: id}, nil
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // legEnded: a leg's call is over.
