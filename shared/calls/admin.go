@@ -136,10 +136,7 @@ func (c *Controller) HangUp(ctx context.Context, tenantID, key string) (Call, er
 		now := c.now()
 		c.cancelLegs(y, p, now, "hungUp")
 		y.end(now, "HungUpByAdmin")
-		if y.GraphID != "" {
-			tid, callID := y.TenantID, y.GraphID
-			p.add("hang up", func(ctx context.Context) error { return c.platform.HangUp(ctx, tid, callID) })
-		}
+		c.hangUp(y.TenantID, y.GraphID, p)
 		return nil
 	})
 	if err != nil || call.TaskID == "" || call.EndReason != "HungUpByAdmin" {

@@ -250,17 +250,17 @@ func (c *Controller) cancelLegs(x *Call, p *plan, now time.Time, why string) {
 			continue
 		}
 		x.cancelLeg(l, now, "ringingStopped", why)
-		c.hangUpLeg(x.TenantID, l.CallID, p)
+		c.hangUp(x.TenantID, l.CallID, p)
 	}
 }
 
-// hangUpLeg adds the hang-up of a leg whose id is known (one not known yet is hung up
-// when its first notification names it).
-func (c *Controller) hangUpLeg(tenantID, legCallID string, p *plan) {
-	if legCallID == "" {
+// hangUp adds the hang-up of a call (the customer's or a leg) whose id is known; a
+// leg not known yet is hung up when its first notification names it.
+func (c *Controller) hangUp(tenantID, callID string, p *plan) {
+	if callID == "" {
 		return
 	}
-	p.add("hang up leg", func(ctx context.Context) error { return c.platform.HangUp(ctx, tenantID, legCallID) })
+	p.add("hang up", func(ctx context.Context) error { return c.platform.HangUp(ctx, tenantID, callID) })
 }
 
 // takeExit takes the current service's exit after an announcement:
@@ -318,8 +318,7 @@ func (c *Controller) takeExit(ctx context.Context, tenantID, key string) error {
 		default:
 			x.step(now, "exit", "", "hang up")
 			x.end(now, "Exit"+string(x.Exit))
-			tid, callID := x.TenantID, x.GraphID
-			p.add("hang up", func(ctx context.Context) error { return c.platform.HangUp(ctx, tid, callID) })
+			c.hangUp(x.TenantID, x.GraphID, p)
 		}
 		return nil
 	})
@@ -399,7 +398,7 @@ func (c *Controller) callEnded(ctx context.Context, tenantID, key string, kind t
 		c.cancelLegs(x, p, now, "callerGone")
 		x.end(now, reason)
 		if hangUpAgentLeg != "" {
-			c.hangUpLeg(x.TenantID, hangUpAgentLeg, p)
+			c.hangUp(x.TenantID, hangUpAgentLeg, p)
 		}
 		return nil
 	})
@@ -470,8 +469,7 @@ func (c *Controller) roster(ctx context.Context, tenantID, key string, ev teams.
 		if left != "" {
 			c.cancelLegs(x, p, now, "callerGone")
 			x.end(now, left)
-			tid, callID := x.TenantID, x.GraphID
-			p.add("hang up", func(ctx context.Context) error { return c.platform.HangUp(ctx, tid, callID) })
+			c.hangUp(x.TenantID, x.GraphID, p)
 			return nil
 		}
 		if !changed {
@@ -515,9 +513,7 @@ func (c *Controller) connected(x *Call, p *plan, now time.Time) {
 		l.State, l.At = LegJoined, now
 	}
 	x.step(now, "connected", x.Agent, "")
-	tid, callID, cc := x.TenantID, x.GraphID, "cancel:"+strconv.Itoa(x.Media.Seq)
-	x.Media = Media{Seq: x.Media.Seq}
-	p.add("cancel media", func(ctx context.Context) error { return c.platform.CancelMedia(ctx, tid, callID, cc) })
+	c.cancelMedia(x, p)
 }
 
 // operation applies the end of an operation the app started, by its clientContext

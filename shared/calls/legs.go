@@ -140,7 +140,7 @@ func (c *Controller) StopRinging(ctx context.Context, t routing.Task, agents []s
 				continue
 			}
 			x.cancelLeg(l, now, "ringingStopped", why)
-			c.hangUpLeg(x.TenantID, l.CallID, p)
+			c.hangUp(x.TenantID, l.CallID, p)
 			n++
 		}
 		if n == 0 {
@@ -241,7 +241,7 @@ func (c *Controller) legRinging(ctx context.Context, tenantID, key string, n int
 			x.step(l.At, "ringing", l.AgentID, "")
 			return nil
 		case LegCancelled:
-			c.hangUpLeg(x.TenantID, l.CallID, p)
+			c.hangUp(x.TenantID, l.CallID, p)
 			return nil
 		}
 		return errSkip
@@ -280,7 +280,7 @@ func (c *Controller) legAnswered(ctx context.Context, x *Call, key string, n int
 		}
 		if refused || !x.Open() {
 			x.cancelLeg(l, now, "answeredTooLate", "")
-			c.hangUpLeg(x.TenantID, l.CallID, p)
+			c.hangUp(x.TenantID, l.CallID, p)
 			return nil
 		}
 		l.State, l.At, l.Deadline = LegJoining, now, now.Add(JoinGrace)
@@ -426,7 +426,7 @@ func (c *Controller) joinDone(ctx context.Context, tenantID, key string, n int, 
 			notReached = true
 			x.step(now, "notReached", "", fmt.Sprintf("code %d", op.Result.Code))
 			x.end(now, "NotReached")
-			c.hangUpLeg(x.TenantID, l.CallID, p)
+			c.hangUp(x.TenantID, l.CallID, p)
 			return nil
 		case x.Phase == PhaseConnecting && l.State == LegJoining:
 			dropped, agent = true, l.AgentID
@@ -434,7 +434,7 @@ func (c *Controller) joinDone(ctx context.Context, tenantID, key string, n int, 
 			x.step(now, "joinFailed", l.AgentID, fmt.Sprintf("code %d", op.Result.Code))
 			x.Agent, x.AgentParticipant, x.AgentJoined = "", "", false
 			x.Phase, x.Due = PhaseQueued, now.Add(RetrySoon)
-			c.hangUpLeg(x.TenantID, l.CallID, p)
+			c.hangUp(x.TenantID, l.CallID, p)
 			return nil
 		}
 		return errSkip

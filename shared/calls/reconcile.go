@@ -194,8 +194,7 @@ func (c *Controller) reconcileAnswering(ctx context.Context, x Call, now time.Ti
 				return errSkip
 			}
 			y.end(now, "AnswerTimeout")
-			tid, callID := y.TenantID, y.GraphID
-			p.add("hang up", func(ctx context.Context) error { return c.platform.HangUp(ctx, tid, callID) })
+			c.hangUp(y.TenantID, y.GraphID, p)
 			return nil
 		})
 		return err
@@ -275,14 +274,9 @@ func (c *Controller) giveUpDialing(ctx context.Context, x Call, now time.Time) e
 		}
 		y.step(now, "notReached", "", "timeout")
 		y.end(now, "NotReached")
-		tid := y.TenantID
-		for _, id := range []string{y.GraphID} {
-			if id != "" {
-				p.add("hang up", func(ctx context.Context) error { return c.platform.HangUp(ctx, tid, id) })
-			}
-		}
+		c.hangUp(y.TenantID, y.GraphID, p)
 		if l := y.joiningLeg(); l != nil && l.CallID != y.GraphID {
-			c.hangUpLeg(tid, l.CallID, p)
+			c.hangUp(y.TenantID, l.CallID, p)
 		}
 		return nil
 	})
