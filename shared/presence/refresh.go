@@ -601,10 +601,10 @@ func warnings(t tenant.Tenant, h *Health, cfg Config) []Warning {
 			Message: "Presence account 1 is refused (" + h.Account1.ErrorCode + "); account 2 is in use.",
 			Fix:     "Fix presence account 1; it is tried again every " + cfg.AccountRetry.String() + "."})
 	}
-	if age := h.LastPollAt.Sub(h.LastReadAt); h.LastReadAt.IsZero() || age > cfg.MaxAge {
+	if h.Stale(h.LastPollAt, cfg.MaxAge) {
 		since := "no credential has answered yet"
 		if !h.LastReadAt.IsZero() {
-			since = "it was last read " + age.Round(time.Second).String() + " before the last poll"
+			since = "it was last read " + h.LastPollAt.Sub(h.LastReadAt).Round(time.Second).String() + " before the last poll"
 		}
 		w = append(w, Warning{Code: WarnStalePresence,
 			Message: "Presence is stale (" + since + "): routing treats it as unknown, except in services that allow routing on stale presence.",
