@@ -127,56 +127,58 @@ func upsertBatches(ctx context.Context, c *aztables.Client, batches [][]row, sta
 		}
 		return append(as, action{kind: aztables.TransactionTypeInsertReplace, row: r}), nil
 	}
-	if len(batches) == 1 {
-		as, err := actions(batches[0])
+	return inBatches(ctx, len(batches), true, func(ctx context.Context, i int) error {
+		as, err := actions(batches[i])
 		if err != nil {
 			return err
 		}
 		return submit(ctx, c, as)
+	})
+}
+
+// inBatches runs fn for batches 0..n-1, at most maxConcurrentBatches at once. With
+// stop, the first error cancels the batches still running, starts no more and is the
+// one returned; without, every batch runs and their errors are returned joined.
+func inBatches(ctx context.Context, n int, stop bool, fn func(ctx context.Context, i int) error) error {
+	if n == 1 {
+		return fn(ctx, 0)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-		stopped  bool
-		sem      = make(chan struct{}, maxConcurrentBatches)
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, maxConcurrentBatches)
 	)
-	for _, b := range batches {
+	for i := range n {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 		}
-		if ctx.Err() != nil {
-			stopped = true
+		if err := ctx.Err(); err != nil {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
 			break
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			as, err := actions(b)
-			if err == nil {
-				err = submit(ctx, c, as)
-			}
-			if err != nil {
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(ctx, i); err != nil {
 				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
+				errs = append(errs, err)
 				mu.Unlock()
-				cancel()
+				if stop {
+					cancel()
+				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if stop && len(errs) > 0 {
+		return errs[0]
 	}
-	if stopped {
-		return ctx.Err()
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 func upserts(rows []row) []action {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -131,28 +131,13 @@ func deleteAll(ctx context.Context, c *aztables.Client, vs []victim) (int, error
 		}
 		batches[i] = append(batches[i], v)
 	}
-	var (
-		mu    sync.Mutex
-		total int
-		errs  []error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, maxConcurrentBatches)
-	)
-	for _, b := range batches {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			n, err := deleteBatch(ctx, c, b)
-			mu.Lock()
-			total += n
-			if err != nil {
-				errs = append(errs, err)
-			}
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
-	return total, errors.Join(errs...)
+	var total atomic.Int64
+	err := inBatches(ctx, len(batches), false, func(ctx context.Context, i int) error {
+		n, err := deleteBatch(ctx, c, batches[i])
+		total.Add(int64(n))
+		return err
+	})
+	return int(total.Load()), err
 }
 
 // gone: the row changed since it was read (412) or is gone (404).

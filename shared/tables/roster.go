@@ -345,28 +345,19 @@ func (s *Store) copyPresences(ctx context.Context, tenantID string, ps []presenc
 	}
 	// Concurrently, a few at a time: the batches are of different partitions, or of
 	// one roster's disjoint rows.
-	var (
-		wg   sync.WaitGroup
-		errs = make([]error, len(batches))
-		sem  = make(chan struct{}, maxConcurrentBatches)
-	)
-	for i, b := range batches {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			acts := make([]action, len(b))
-			for j, r := range b {
-				acts[j] = action{kind: aztables.TransactionTypeUpdateMerge, row: r}
-			}
-			err := submit(ctx, c, acts)
-			if errors.Is(err, fault.ErrNotFound) {
-				err = mergeEach(ctx, c, b)
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	err := inBatches(ctx, len(batches), false, func(ctx context.Context, i int) error {
+		b := batches[i]
+		acts := make([]action, len(b))
+		for j, r := range b {
+			acts[j] = action{kind: aztables.TransactionTypeUpdateMerge, row: r}
+		}
+		err := submit(ctx, c, acts)
+		if errors.Is(err, fault.ErrNotFound) {
+			err = mergeEach(ctx, c, b)
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("copy presences to rosters: %w", err)
 	}
 	return nil
