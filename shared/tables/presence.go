@@ -20,6 +20,29 @@ const healthRow = "health"
 // Sixteen concurrent writers of one row all finish well within it.
 const maxAttempts = 40
 
+// presenceProps adds p's columns to pr, their names prefixed (the presence table: "";
+// a roster row: "P"). ObservedAt and OfflineAt are kept to 100 ns (Edm.DateTime; a
+// zero OfflineAt is left out and reads back zero).
+func presenceProps(pr props, prefix string, p presence.Presence) props {
+	pr[prefix+"Availability"], pr[prefix+"Activity"], pr[prefix+"Source"] = string(p.Availability), p.Activity, string(p.Source)
+	pr[prefix+"ObservedAt"], pr[prefix+"OfflineAt"] = p.ObservedAt, p.OfflineAt
+	return pr
+}
+
+// decodePresence reads agentID's presence from the columns presenceProps wrote.
+func decodePresence(r record, prefix, agentID string) (presence.Presence, error) {
+	at, err := r.time(prefix + "ObservedAt")
+	if err != nil {
+		return presence.Presence{}, err
+	}
+	off, err := r.time(prefix + "OfflineAt")
+	if err != nil {
+		return presence.Presence{}, err
+	}
+	return presence.Presence{AgentID: agentID, Availability: presence.Availability(r.str(prefix + "Availability")), Activity: r.str(prefix + "Activity"),
+		Source: presence.Source(r.str(prefix + "Source")), ObservedAt: at, OfflineAt: off}, nil
+}
+
 // LoadPresences implements presence.Store: every stored presence of the tenant.
 func (s *Store) LoadPresences(ctx context.Context, tenantID string) ([]presence.Presence, error) {
 	if err := checkKey("tenantId", tenantID); err != nil {
@@ -28,23 +51,9 @@ func (s *Store) LoadPresences(ctx context.Context, tenantID string) ([]presence.
 	out := []presence.Presence{}
 	err := listAll(ctx, s.presences, "PartitionKey eq "+odataString(tenantID), "RowKey,Availability,Activity,Source,ObservedAt,OfflineAt",
 		func(r record) error {
-			at, err := r.time("ObservedAt")
-			if err != nil {
-				return err
-			}
-			off, err := r.time("OfflineAt")
-			if err != nil {
-				return err
-			}
-			out = append(out, presence.Presence{
-				AgentID:      r.str("RowKey"),
-				Availability: presence.Availability(r.str("Availability")),
-				Activity:     r.str("Activity"),
-				Source:       presence.Source(r.str("Source")),
-				ObservedAt:   at,
-				OfflineAt:    off,
-			})
-			return nil
+			p, err := decodePresence(r, "", r.str("RowKey"))
+			out = append(out, p)
+			return err
 		})
 	if err != nil {
 		return nil, fmt.Errorf("load presences: %w", err)
@@ -61,13 +70,7 @@ func (s *Store) LoadPresences(ctx context.Context, tenantID string) ([]presence.
 func (s *Store) SavePresences(ctx context.Context, tenantID string, ps []presence.Presence) error {
 	rows := make([]row, 0, len(ps))
 	for _, p := range ps {
-		r, err := newRow("presence", "tenantId", tenantID, "presence.agentId", p.AgentID, props{
-			"Availability": string(p.Availability),
-			"Activity":     p.Activity,
-			"Source":       string(p.Source),
-			"ObservedAt":   p.ObservedAt,
-			"OfflineAt":    p.OfflineAt,
-		})
+		r, err := newRow("presence", "tenantId", tenantID, "presence.agentId", p.AgentID, presenceProps(props{}, "", p))
 		if err != nil {
 			return fmt.Errorf("save presences: %w", err)
 		}

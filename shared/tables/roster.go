@@ -51,18 +51,14 @@ func rosterRow(a routing.AgentState, serviceID, etag string, p *presence.Presenc
 	}
 	pr := props{"Data": string(data), "AgentETag": etag}
 	if p != nil {
-		pr["PAvailability"], pr["PActivity"], pr["PSource"] = string(p.Availability), p.Activity, string(p.Source)
-		pr["PObservedAt"], pr["POfflineAt"] = p.ObservedAt, p.OfflineAt
+		presenceProps(pr, "P", *p)
 	}
 	return newRow("roster entry", "serviceId", queuePK(a.TenantID, serviceID), "agentId", rosterRK(a.AgentID), pr)
 }
 
 // presenceColumns is the presence part of a roster row, for a merge.
 func presenceColumns(tenantID, serviceID string, p presence.Presence) (row, error) {
-	return newRow("roster presence", "serviceId", queuePK(tenantID, serviceID), "agentId", rosterRK(p.AgentID), props{
-		"PAvailability": string(p.Availability), "PActivity": p.Activity, "PSource": string(p.Source),
-		"PObservedAt": p.ObservedAt, "POfflineAt": p.OfflineAt,
-	})
+	return newRow("roster presence", "serviceId", queuePK(tenantID, serviceID), "agentId", rosterRK(p.AgentID), presenceProps(props{}, "P", p))
 }
 
 func decodeMember(r record) (routing.Member, error) {
@@ -74,18 +70,9 @@ func decodeMember(r record) (routing.Member, error) {
 	if !r.has("PAvailability") {
 		return m, nil
 	}
-	at, err := r.time("PObservedAt")
-	if err != nil {
-		return m, err
-	}
-	off, err := r.time("POfflineAt")
-	if err != nil {
-		return m, err
-	}
-	m.Presence = presence.Presence{AgentID: m.State.AgentID, Availability: presence.Availability(r.str("PAvailability")),
-		Activity: r.str("PActivity"), Source: presence.Source(r.str("PSource")), ObservedAt: at, OfflineAt: off}
-	m.HasPresence = true
-	return m, nil
+	p, err := decodePresence(r, "P", m.State.AgentID)
+	m.Presence, m.HasPresence = p, err == nil
+	return m, err
 }
 
 var mergeUpsert = &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeMerge}
@@ -147,16 +134,11 @@ func (s *Store) storedPresence(ctx context.Context, tenantID, agentID string) (*
 	if err != nil {
 		return nil, err
 	}
-	at, err := r.time("ObservedAt")
+	p, err := decodePresence(r, "", agentID)
 	if err != nil {
 		return nil, err
 	}
-	off, err := r.time("OfflineAt")
-	if err != nil {
-		return nil, err
-	}
-	return &presence.Presence{AgentID: agentID, Availability: presence.Availability(r.str("Availability")), Activity: r.str("Activity"),
-		Source: presence.Source(r.str("Source")), ObservedAt: at, OfflineAt: off}, nil
+	return &p, nil
 }
 
 // fillPresence writes the agent's stored presence into its row of a roster it has
