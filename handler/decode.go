@@ -2,12 +2,14 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -302,57 +304,75 @@ func fitsNumber(t reflect.Type, n json.Number) bool {
 	return false
 }
 
+// jsonField is one JSON field of a struct: its name, its Go type, the struct that
+// declares it and the options of its json tag.
+type jsonField struct {
+	name  string
+	typ   reflect.Type
+	owner reflect.Type
+	opts  string
+}
+
+// has reports whether the tag has option o (omitempty, omitzero, string).
+func (f jsonField) has(o string) bool { return strings.Contains(","+f.opts+",", ","+o+",") }
+
+// jsonFields lists the JSON fields of struct t as encoding/json sees them: named by
+// tag or Go name, exported, "-" left out, the fields of embedded structs without a
+// name of their own promoted, a shallower field hiding a deeper one of the same name.
+func jsonFields(t reflect.Type) []jsonField {
+	var out []jsonField
+	named := map[string]bool{}
+	seen := map[reflect.Type]bool{}
+	for level := []reflect.Type{t}; len(level) > 0; {
+		var next []reflect.Type
+		var found []jsonField
+		for _, t := range level {
+			if seen[t] {
+				continue
+			}
+			seen[t] = true
+			for i := range t.NumField() {
+				f := t.Field(i)
+				tag := f.Tag.Get("json")
+				if tag == "-" {
+					continue
+				}
+				name, opts, _ := strings.Cut(tag, ",")
+				if f.Anonymous && name == "" && deref(f.Type).Kind() == reflect.Struct {
+					next = append(next, deref(f.Type))
+					continue
+				}
+				if !f.IsExported() {
+					continue
+				}
+				found = append(found, jsonField{name: cmp.Or(name, f.Name), typ: f.Type, owner: t, opts: opts})
+			}
+		}
+		for _, f := range found {
+			if !named[f.name] {
+				named[f.name] = true
+				out = append(out, f)
+			}
+		}
+		level = next
+	}
+	return out
+}
+
 // fieldType is the type of the field of struct t that encoding/json decodes key into:
-// the name that matches exactly, else one that matches ignoring case; fields of
-// embedded structs without a name of their own are promoted. A field with the
-// ",string" option has a nil type (not looked into).
+// the name that matches exactly, else one that matches ignoring case. A field with
+// the ",string" option has a nil type (not looked into).
 func fieldType(t reflect.Type, key string) (reflect.Type, bool) {
-	var folded reflect.Type
-	foldFound := false
-	var walk func(t reflect.Type, seen map[reflect.Type]bool) (reflect.Type, bool)
-	walk = func(t reflect.Type, seen map[reflect.Type]bool) (reflect.Type, bool) {
-		if seen[t] {
-			return nil, false
-		}
-		seen[t] = true
-		var embedded []reflect.Type
-		for i := range t.NumField() {
-			f := t.Field(i)
-			tag := f.Tag.Get("json")
-			if tag == "-" {
-				continue
-			}
-			name, opts, _ := strings.Cut(tag, ",")
-			if f.Anonymous && name == "" && deref(f.Type).Kind() == reflect.Struct {
-				embedded = append(embedded, deref(f.Type))
-				continue
-			}
-			if !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			ft := f.Type
-			if strings.Contains(","+opts+",", ",string,") {
-				ft = nil
-			}
-			if name == key {
-				return ft, true
-			}
-			if !foldFound && strings.EqualFold(name, key) {
-				folded, foldFound = ft, true
-			}
-		}
-		for _, e := range embedded {
-			if ft, ok := walk(e, seen); ok {
-				return ft, true
-			}
-		}
+	fields := jsonFields(t)
+	match := slices.IndexFunc(fields, func(f jsonField) bool { return f.name == key })
+	if match < 0 {
+		match = slices.IndexFunc(fields, func(f jsonField) bool { return strings.EqualFold(f.name, key) })
+	}
+	if match < 0 {
 		return nil, false
 	}
-	if ft, ok := walk(t, map[reflect.Type]bool{}); ok {
-		return ft, true
+	if fields[match].has("string") {
+		return nil, true
 	}
-	return folded, foldFound
+	return fields[match].typ, true
 }

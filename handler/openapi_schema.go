@@ -183,55 +183,26 @@ func nullable(s schema) schema {
 func (g *schemaGen) object(t reflect.Type, m schemaMode) schema {
 	props := map[string]any{}
 	var required []any
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			tag := f.Tag.Get("json")
-			if tag == "-" {
-				continue
-			}
-			name, opts, _ := strings.Cut(tag, ",")
-			ft := f.Type
-			if f.Anonymous && name == "" {
-				if ft.Kind() == reflect.Pointer {
-					ft = ft.Elem()
-				}
-				if ft.Kind() == reflect.Struct {
-					walk(ft)
-					continue
-				}
-			}
-			if !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = f.Name
-			}
-			if _, seen := props[name]; seen {
-				continue // the shallower field wins
-			}
-			omit := strings.Contains(","+opts+",", ",omitempty,") || strings.Contains(","+opts+",", ",omitzero,")
-			s := g.of(ft, m)
-			if strings.Contains(","+opts+",", ",string,") {
-				s = schema{"type": "string"}
-			}
-			k := ft.Kind()
-			mayBeNull := !omit && (k == reflect.Pointer || k == reflect.Slice || k == reflect.Map || k == reflect.Interface)
-			if m == modePatch || m == modeIn && k == reflect.Pointer || m == modeOut && mayBeNull {
-				s = nullable(s)
-			}
-			if h, ok := fieldHints[hint{t, name}]; ok {
-				s = maps.Clone(s)
-				maps.Copy(s, h)
-			}
-			props[name] = s
-			if m == modeOut && !omit {
-				required = append(required, name)
-			}
+	for _, f := range jsonFields(t) {
+		omit := f.has("omitempty") || f.has("omitzero")
+		s := g.of(f.typ, m)
+		if f.has("string") {
+			s = schema{"type": "string"}
+		}
+		k := f.typ.Kind()
+		mayBeNull := !omit && (k == reflect.Pointer || k == reflect.Slice || k == reflect.Map || k == reflect.Interface)
+		if m == modePatch || m == modeIn && k == reflect.Pointer || m == modeOut && mayBeNull {
+			s = nullable(s)
+		}
+		if h, ok := fieldHints[hint{f.owner, f.name}]; ok {
+			s = maps.Clone(s)
+			maps.Copy(s, h)
+		}
+		props[f.name] = s
+		if m == modeOut && !omit {
+			required = append(required, f.name)
 		}
 	}
-	walk(t)
 	out := schema{"type": "object", "properties": props}
 	if len(required) > 0 {
 		out["required"] = required
