@@ -236,6 +236,18 @@ export function markFieldError(form, name, message) {
   return true;
 }
 
+// value reads the control of form named name (see readField).
+export function value(form, name) {
+  return readField(form.elements.namedItem(name));
+}
+
+// showError shows a failed call in status and, when the API named a field the form
+// has (or field names it), the rule beside that field, which gets the focus.
+export function showError(form, status, err, what, field = err && err.field) {
+  replace(status, errorNotice(err, what));
+  if (field) markFieldError(form, field, describeError(err));
+}
+
 export function clearFieldErrors(form) {
   for (const c of form.querySelectorAll('[aria-invalid="true"]')) c.removeAttribute('aria-invalid');
   for (const e of form.querySelectorAll('.field-error')) {

@@ -2,7 +2,7 @@
 // any task one click away, and the parked messages (operators).
 import {api, tenantPath, ApiError} from './api.js';
 import {h, replace, title, table, notice, errorNotice, timeTag, formatSeconds, formatClock, showDialog} from './ui.js';
-import {presenceCell, phaseCell, strategies} from './views-services.js';
+import {presenceCell, phaseCell, strategyLabel, agentAction} from './views-services.js';
 
 // pollMs is how often the live queue is read (a test may shorten it for its tab).
 function pollMs() {
@@ -41,7 +41,7 @@ const reasons = {
 const taskStates = {Waiting: ['Waiting', 'warn'], Offered: ['Ringing', 'info'], Connected: ['Connected', 'ok']};
 
 function strategyName(s) {
-  return ((strategies.find(([v]) => v === (s || 'LongestIdle')) || [, s])[1]).toLowerCase();
+  return strategyLabel(s).toLowerCase();
 }
 
 function badge([text, kind]) {
@@ -112,13 +112,7 @@ export async function liveView(ctx) {
       ['State', (a) => phaseCell(a.phase, a.until)],
       ['Presence', (a) => presenceCell(a)],
       ['Routing', (a) => (a.offDuty ? 'Off duty' : a.active ? 'Active' : 'Switched off')],
-      ['', (a) => (a.phase === 'RONA'
-        ? h('button', {type: 'button', 'data-key': `rona-${a.id}`, onclick: () => operate(tenantPath(ctx.tid, 'agents', a.id, 'rona', 'reset'),
-          {done: `RONA of ${a.displayName || a.id} was reset.`, failed: 'RONA not reset'})}, 'Reset RONA')
-        : a.phase === 'ACW'
-          ? h('button', {type: 'button', 'data-key': `acw-${a.id}`, onclick: () => operate(tenantPath(ctx.tid, 'agents', a.id, 'acw'),
-            {body: {action: 'end'}, done: `After-call work of ${a.displayName || a.id} was ended.`, failed: 'After-call work not ended'})}, 'End after-call work')
-          : '')],
+      ['', (a) => agentAction(ctx, a, (path, body, done, failed) => operate(path, {body, done, failed}))],
     ], q.agents, {empty: 'The service has no agents.', rowAttrs: (a) => ({'data-agent': a.id, 'data-phase': a.phase})}));
     if (keep) {
       const again = ctx.main.querySelector(`[data-key="${CSS.escape(keep)}"]`);

@@ -1,7 +1,7 @@
 // Views of a tenant's services, agents and outbound tasks.
 import {api, tenantPath, ApiError} from './api.js';
 import {
-  h, replace, title, table, notice, errorNotice, describeError, field, readField, markFieldError, clearFieldErrors,
+  h, replace, title, table, notice, errorNotice, field, clearFieldErrors, value, showError,
   timeTag, confirmAction, uid,
 } from './ui.js';
 import {versionedEditor} from './edit.js';
@@ -10,6 +10,26 @@ export const strategies = [
   ['LongestIdle', 'Longest idle'], ['RoundRobin', 'Round robin'], ['Serial', 'Serial (top-down)'],
   ['Broadcast', 'Broadcast to the N longest idle'], ['WeightedRandom', 'Weighted random'], ['BestSkill', 'Best skill match'],
 ];
+
+// strategyLabel names a distribution strategy in words.
+export function strategyLabel(s) {
+  return (strategies.find(([v]) => v === (s || 'LongestIdle')) || [, s])[1];
+}
+
+// agentAction is the button that ends an agent's RONA or after-call work ("" in the
+// other phases); run(path, body, done, failed) sends it and says how it went.
+export function agentAction(ctx, a, run) {
+  const who = a.displayName || a.id;
+  if (a.phase === 'RONA') {
+    return h('button', {type: 'button', 'data-key': `rona-${a.id}`, onclick: () => run(tenantPath(ctx.tid, 'agents', a.id, 'rona', 'reset'), undefined,
+      `RONA of ${who} was reset.`, 'RONA not reset')}, 'Reset RONA');
+  }
+  if (a.phase === 'ACW') {
+    return h('button', {type: 'button', 'data-key': `acw-${a.id}`, onclick: () => run(tenantPath(ctx.tid, 'agents', a.id, 'acw'), {action: 'end'},
+      `After-call work of ${who} was ended.`, 'After-call work not ended')}, 'End after-call work');
+  }
+  return '';
+}
 
 export async function servicesView(ctx) {
   ctx.main.append(title('Services'));
@@ -23,7 +43,7 @@ export async function servicesView(ctx) {
       ['Name', (s) => h('a', {href: `${base}/services/${encodeURIComponent(s.id)}`}, s.name || s.id)],
       ['ID', (s) => h('code', null, s.id)],
       ['Type', (s) => s.type],
-      ['Distribution', (s) => (strategies.find(([v]) => v === (s.distribution.strategy || 'LongestIdle')) || [, s.distribution.strategy])[1]],
+      ['Distribution', (s) => strategyLabel(s.distribution.strategy)],
       ['Numbers', (s) => [...new Set(numbers(s))].join(', ')],
       ['Status', (s) => (s.pendingDeletion ? h('span', {class: 'badge badge-bad'}, 'Pending deletion')
         : s.calls && s.calls.closed ? h('span', {class: 'badge badge-warn'}, 'Closed') : 'Open')],
@@ -54,9 +74,8 @@ function newServiceForm(ctx) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearFieldErrors(form);
-    const val = (n) => readField(form.elements.namedItem(n));
-    const body = {id: val('id'), name: val('name'), type: val('type')};
-    if (val('team')) body.team = val('team');
+    const body = {id: value(form, 'id'), name: value(form, 'name'), type: value(form, 'type')};
+    if (value(form, 'team')) body.team = value(form, 'team');
     replace(status, notice('info', 'Creating…'));
     try {
       const {data} = await api('POST', tenantPath(ctx.tid, 'services'), {body});
@@ -64,8 +83,7 @@ function newServiceForm(ctx) {
       ctx.sayNext(data.warnings && data.warnings.length ? 'warning' : 'success', said.filter(Boolean).join(' '));
       ctx.go(`#/t/${encodeURIComponent(ctx.tid)}/services/${encodeURIComponent(data.id)}`);
     } catch (err) {
-      replace(status, errorNotice(err, 'Not created'));
-      if (err instanceof ApiError && err.field) markFieldError(form, err.field, describeError(err));
+      showError(form, status, err, 'Not created');
     }
   });
   return form;
@@ -233,8 +251,7 @@ function addAgentForm(ctx, svc, status, show) {
       control.value = '';
       await show();
     } catch (err) {
-      if (!(err instanceof ApiError && err.field && markFieldError(form, err.field, describeError(err)))) replace(status, errorNotice(err, 'Not added'));
-      else replace(status);
+      showError(form, status, err, 'Not added');
     }
   });
   return form;
@@ -282,9 +299,7 @@ export async function agentView(ctx) {
     heading.textContent = a.displayName || a.id;
     replace(facts,
       h('dt', null, 'UPN'), h('dd', null, a.upn || '—'),
-      h('dt', null, 'State'), h('dd', null, phaseCell(a.phase, a.phaseUntil), ' ', a.phase === 'RONA'
-        ? h('button', {type: 'button', onclick: () => act(tenantPath(ctx.tid, 'agents', a.id, 'rona', 'reset'), undefined, 'RONA was reset.')}, 'Reset RONA')
-        : a.phase === 'ACW' ? h('button', {type: 'button', onclick: () => act(tenantPath(ctx.tid, 'agents', a.id, 'acw'), {action: 'end'}, 'After-call work was ended.')}, 'End after-call work') : ''),
+      h('dt', null, 'State'), h('dd', null, phaseCell(a.phase, a.phaseUntil), ' ', agentAction(ctx, a, act)),
       h('dt', null, 'Teams-based services'), h('dd', null, (a.services || []).join(', ') || '—'));
     const skills = Object.entries(a.skills || {}).map(([k, v]) => `${k}:${v}`).join(', ');
     replace(form,
@@ -298,23 +313,22 @@ export async function agentView(ctx) {
         a.services.map((s) => field({name: `active.${s}`, label: s, type: 'checkbox'}, !(a.active && a.active[s] === false))))) : '',
       status, h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Save changes')));
   };
-  const act = async (url, body, done) => {
+  const act = async (url, body, done, failed) => {
     try {
       await api('POST', url, {body});
       a = (await api('GET', path)).data;
       fill();
       replace(status, notice('success', done));
     } catch (err) {
-      replace(status, errorNotice(err, 'Not done'));
+      replace(status, errorNotice(err, failed));
     }
   };
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearFieldErrors(form);
-    const val = (n) => readField(form.elements.namedItem(n));
     const patch = {};
     const skills = {};
-    for (const part of val('skills').split(',').map((x) => x.trim()).filter(Boolean)) {
+    for (const part of value(form, 'skills').split(',').map((x) => x.trim()).filter(Boolean)) {
       const [k, v] = part.split(':').map((x) => x.trim());
       skills[k] = Number(v || 0);
     }
@@ -322,15 +336,15 @@ export async function agentView(ctx) {
     for (const [k, v] of Object.entries(skills)) if ((a.skills || {})[k] !== v) changedSkills[k] = v;
     for (const k of Object.keys(a.skills || {})) if (!(k in skills)) changedSkills[k] = null;
     if (Object.keys(changedSkills).length) patch.skills = changedSkills;
-    const duty = {offDuty: val('duty.offDuty'), skills: val('duty.skills'),
+    const duty = {offDuty: value(form, 'duty.offDuty'), skills: value(form, 'duty.skills'),
       services: [...((a.duty && a.duty.services) || []).filter((s) => !skillBased.some((x) => x.id === s)),
-        ...skillBased.filter((s) => val(`duty.services.${s.id}`)).map((s) => s.id)]};
+        ...skillBased.filter((s) => value(form, `duty.services.${s.id}`)).map((s) => s.id)]};
     const was = a.duty || {};
     if (duty.offDuty !== !!was.offDuty || JSON.stringify(duty.skills) !== JSON.stringify(was.skills || []) ||
       JSON.stringify([...duty.services].sort()) !== JSON.stringify([...(was.services || [])].sort())) patch.duty = duty;
     const active = {};
     for (const sv of a.services || []) {
-      const on = val(`active.${sv}`);
+      const on = value(form, `active.${sv}`);
       if (on !== !(a.active && a.active[sv] === false)) active[sv] = on;
     }
     if (Object.keys(active).length) patch.active = active;
@@ -343,8 +357,7 @@ export async function agentView(ctx) {
       fill();
       replace(status, notice('success', 'Saved.'));
     } catch (err) {
-      replace(status, errorNotice(err, 'Not saved'));
-      if (err instanceof ApiError && err.field) markFieldError(form, err.field.replace(/^skills\..*/, 'skills'), describeError(err));
+      showError(form, status, err, 'Not saved', err.field && err.field.replace(/^skills\..*/, 'skills'));
     }
   });
   fill();
@@ -429,15 +442,14 @@ export async function outboundView(ctx) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearFieldErrors(form);
-    const val = (n) => readField(form.elements.namedItem(n));
-    const due = val('due');
+    const due = value(form, 'due');
     const body = {
-      taskId: val('taskId') || `portal-${Date.now().toString(36)}`,
-      customer: val('customer'),
+      taskId: value(form, 'taskId') || `portal-${Date.now().toString(36)}`,
+      customer: value(form, 'customer'),
       due: due ? new Date(due).toISOString() : new Date().toISOString(),
-      priority: val('priority'),
+      priority: value(form, 'priority'),
     };
-    if (val('notes')) body.notes = val('notes');
+    if (value(form, 'notes')) body.notes = value(form, 'notes');
     try {
       const r = await api('POST', tenantPath(ctx.tid, 'services', pick.value, 'outbound'), {body});
       replace(status, notice('success', r.status === 201 ? `Task ${r.data.taskId} is scheduled.` : `Task ${r.data.taskId} was scheduled already.`));
@@ -448,8 +460,7 @@ export async function outboundView(ctx) {
         replace(status, notice('error', `Not scheduled: the service has ${err.body.error.current} of at most ${err.body.error.limit} tasks scheduled or running.`));
         return;
       }
-      if (err instanceof ApiError && err.field) markFieldError(form, err.field, describeError(err));
-      replace(status, errorNotice(err, 'Not scheduled'));
+      showError(form, status, err, 'Not scheduled');
     }
   });
   pick.addEventListener('change', show);

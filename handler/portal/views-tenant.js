@@ -1,8 +1,8 @@
 // Views of a tenant: the list, its details (edited with If-Match), presence health
 // with Test UPN, and Interact settings with the widget key.
-import {api, tenantPath, ApiError} from './api.js';
+import {api, tenantPath} from './api.js';
 import {
-  h, replace, title, table, notice, errorNotice, describeError, field, readField, markFieldError, clearFieldErrors,
+  h, replace, title, table, notice, errorNotice, field, setField, clearFieldErrors, value, showError,
   getPath, timeTag, formatTime, confirmAction, copyText,
 } from './ui.js';
 import {versionedEditor} from './edit.js';
@@ -39,9 +39,8 @@ function newTenantForm(ctx) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearFieldErrors(form);
-    const val = (n) => readField(form.elements.namedItem(n));
-    const body = {id: val('id'), name: val('name')};
-    if (val('security.partnerAdminGroup')) body.security = {partnerAdminGroup: val('security.partnerAdminGroup')};
+    const body = {id: value(form, 'id'), name: value(form, 'name')};
+    if (value(form, 'security.partnerAdminGroup')) body.security = {partnerAdminGroup: value(form, 'security.partnerAdminGroup')};
     replace(status, notice('info', 'Creating…'));
     try {
       const {data} = await api('POST', '/api/tenants', {body});
@@ -49,8 +48,7 @@ function newTenantForm(ctx) {
       ctx.sayNext('success', `Tenant ${data.name} was created. Set its presence, services and groups next.`);
       ctx.go(`#/t/${encodeURIComponent(data.id)}`);
     } catch (err) {
-      replace(status, errorNotice(err, 'Not created'));
-      if (err instanceof ApiError && err.field) markFieldError(form, err.field, describeError(err));
+      showError(form, status, err, 'Not created');
     }
   });
   return form;
@@ -167,10 +165,9 @@ export async function presenceView(ctx) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clearFieldErrors(form);
-    const value = readField(form.elements.namedItem('upn'));
     replace(result, notice('info', 'Reading presence…'));
     try {
-      const {data} = await api('POST', tenantPath(ctx.tid, 'presence', 'test'), {body: {upn: value}});
+      const {data} = await api('POST', tenantPath(ctx.tid, 'presence', 'test'), {body: {upn: value(form, 'upn')}});
       replace(result,
         data.answeredBy
           ? notice('success', `Answered by ${credentialName(data.answeredBy)}: ${data.availability || 'unknown'}${data.activity && data.activity !== data.availability ? ` (${data.activity})` : ''}.`)
@@ -181,8 +178,7 @@ export async function presenceView(ctx) {
           ['Error code', (a) => a.errorCode || ''],
         ], data.attempts || []));
     } catch (err) {
-      if (err instanceof ApiError && err.field) markFieldError(form, err.field, describeError(err));
-      replace(result, errorNotice(err, 'Test failed'));
+      showError(form, result, err, 'Test failed');
     }
   });
   ctx.main.append(health,
@@ -247,19 +243,14 @@ export async function interactView(ctx) {
   let {data: v} = await api('GET', tenantPath(ctx.tid, 'interact'));
   if (!ctx.alive()) return;
   const status = h('div', {class: 'form-status'});
-  const value = (spec) => (spec.type === 'password' ? '' : v[spec.name]);
   const form = h('form', {class: 'edit', novalidate: true},
-    h('fieldset', null, h('legend', null, 'Settings'), h('div', {class: 'grid'}, interactForm.map((f) => field(f, value(f))))),
+    h('fieldset', null, h('legend', null, 'Settings'), h('div', {class: 'grid'}, interactForm.map((f) => field(f, undefined)))),
     status, h('div', {class: 'actions'}, h('button', {type: 'submit', class: 'primary'}, 'Save settings')));
   const fill = () => {
     for (const spec of interactForm) {
       const c = form.elements.namedItem(spec.name);
-      if (spec.type === 'checkbox') c.checked = !!v[spec.name];
-      else if (spec.type === 'lines') c.value = (v[spec.name] || []).join('\n');
-      else if (spec.type === 'password') {
-        c.value = '';
-        c.placeholder = v.acsConnectionStringSet ? 'Set (leave empty to keep)' : 'Not set';
-      } else c.value = v[spec.name] ?? '';
+      setField(c, v[spec.name]);
+      if (spec.type === 'password') c.placeholder = v.acsConnectionStringSet ? 'Set (leave empty to keep)' : 'Not set';
     }
   };
   form.addEventListener('submit', async (e) => {
@@ -267,7 +258,7 @@ export async function interactView(ctx) {
     clearFieldErrors(form);
     const patch = {};
     for (const spec of interactForm) {
-      const x = readField(form.elements.namedItem(spec.name));
+      const x = value(form, spec.name);
       const was = spec.type === 'lines' ? (v[spec.name] || []) : v[spec.name];
       if (spec.type === 'password' ? x === '' : JSON.stringify(x) === JSON.stringify(was ?? (spec.type === 'checkbox' ? false : ''))) continue;
       patch[spec.name] = x;
@@ -282,8 +273,7 @@ export async function interactView(ctx) {
       renderKey();
       replace(status, notice('success', 'Saved.'));
     } catch (err) {
-      if (err instanceof ApiError && err.field) markFieldError(form, err.field, describeError(err));
-      replace(status, errorNotice(err, 'Not saved'));
+      showError(form, status, err, 'Not saved');
     }
   });
 
