@@ -102,35 +102,20 @@ func upsertAll(ctx context.Context, c *aztables.Client, rows []row) error {
 	return upsertBatches(ctx, c, chunk(dedupe(rows)), nil)
 }
 
-// upsertAllStamped is upsertAll with one more row in every transaction: a fresh one
-// from stamp (same partition, a RowKey none of rows has). So every batch that commits
-// also rewrites the stamp row, atomically with its rows.
-func upsertAllStamped(ctx context.Context, c *aztables.Client, rows []row, stamp func() (row, error)) error {
-	probe, err := stamp()
-	if err != nil {
-		return err
-	}
-	return upsertBatches(ctx, c, chunkBy(dedupe(rows), maxBatchEntities-1, maxBatchBytes-batchBytes(probe)), stamp)
+// upsertAllStamped is upsertAll with one more row in every transaction: stamp (same
+// partition, a RowKey none of rows has). So every batch that commits also rewrites
+// the stamp row, and changes its ETag, atomically with its rows.
+func upsertAllStamped(ctx context.Context, c *aztables.Client, rows []row, stamp row) error {
+	return upsertBatches(ctx, c, chunkBy(dedupe(rows), maxBatchEntities-1, maxBatchBytes-batchBytes(stamp)), &stamp)
 }
 
 // upsertBatches submits the batches, at most maxConcurrentBatches at once, each with
-// a row from stamp when stamp is not nil.
-func upsertBatches(ctx context.Context, c *aztables.Client, batches [][]row, stamp func() (row, error)) error {
-	actions := func(b []row) ([]action, error) {
-		as := upserts(b)
-		if stamp == nil {
-			return as, nil
-		}
-		r, err := stamp()
-		if err != nil {
-			return nil, err
-		}
-		return append(as, action{kind: aztables.TransactionTypeInsertReplace, row: r}), nil
-	}
+// the stamp row when there is one.
+func upsertBatches(ctx context.Context, c *aztables.Client, batches [][]row, stamp *row) error {
 	return inBatches(ctx, len(batches), true, func(ctx context.Context, i int) error {
-		as, err := actions(batches[i])
-		if err != nil {
-			return err
+		as := upserts(batches[i])
+		if stamp != nil {
+			as = append(as, action{kind: aztables.TransactionTypeInsertReplace, row: *stamp})
 		}
 		return submit(ctx, c, as)
 	})

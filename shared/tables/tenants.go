@@ -2,11 +2,11 @@ package tables
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
@@ -147,25 +147,24 @@ func (s *Store) PutAgents(ctx context.Context, tenantID string, agents []tenant.
 	if len(rows) == 0 {
 		return nil
 	}
-	stamp := func() (row, error) {
-		return newRow("agents version", "tenantId", tenantID, "row", agentsVersionRow, props{"Version": rand.Text()})
+	stamp, err := newRow("agents version", "tenantId", tenantID, "row", agentsVersionRow, props{"At": time.Now().UTC()})
+	if err != nil {
+		return fmt.Errorf("put agents: %w", err)
 	}
 	return wrap("put agents", upsertAllStamped(ctx, s.agents, rows, stamp))
 }
 
-// AgentsVersion implements tenant.Store with one point read of the version row ("" when
-// there is none).
+// AgentsVersion implements tenant.Store with one point read of the version row: its
+// ETag ("" when there is none).
 //
-// Every agent transaction rewrites the version row with a fresh random token, in the
-// same entity-group transaction as its agents: no agent write commits without a new
-// token, and a token is never visible before its agents are. A random token rather
-// than a counter: a counter needs a read and a conditional write per batch, and the
-// concurrent batches of one PutAgents (and writers on other instances) would fight
-// over its ETag; an unconditional fresh token cannot conflict, and 130 random bits
-// (rand.Text) are never drawn twice, so the token never returns to an earlier value.
-// The token is written neither after the batches (a crash in between would leave a
-// changed list under the old token) nor before them (a reader could pair the new
-// token with the old list).
+// Every agent transaction rewrites the version row, in the same entity-group
+// transaction as its agents, so no agent write commits without a new ETag and an ETag
+// is never visible before its agents are (the storage service changes the ETag on
+// every write, and never back). An unconditional rewrite cannot conflict, where a
+// counter would need a read and a conditional write per batch. It is written neither
+// after the batches (a crash in between would leave a changed list under the old
+// version) nor before them (a reader could pair the new version with the old list).
+// The roster's "~members" row works the same way.
 func (s *Store) AgentsVersion(ctx context.Context, tenantID string) (string, error) {
 	if err := checkKey("tenantId", tenantID); err != nil {
 		return "", fmt.Errorf("agents version: %w", err)
@@ -177,11 +176,7 @@ func (s *Store) AgentsVersion(ctx context.Context, tenantID string) (string, err
 	if err != nil {
 		return "", wrap("agents version", err)
 	}
-	r, err := decodeRecord(resp.Value)
-	if err != nil {
-		return "", fmt.Errorf("agents version: %w", err)
-	}
-	return r.str("Version"), nil
+	return string(resp.ETag), nil
 }
 
 // GetSecret implements tenant.Secrets: fault.ErrNotFound when never set. The value is
