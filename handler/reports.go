@@ -121,19 +121,21 @@ const (
 )
 
 // userStateProps are the properties of a report row, in the order of userStateRow,
-// with their EDM types and nullability (the $metadata document and $select use them).
+// with their EDM types, nullability and value (the $metadata document and $select use
+// them).
 var userStateProps = []struct {
 	name, edm string
 	nullable  bool
+	get       func(userStateRow) any
 }{
-	{"agentId", "Edm.String", false},
-	{"kind", "Edm.String", false},
-	{"value", "Edm.String", false},
-	{"detail", "Edm.String", false},
-	{"start", "Edm.DateTimeOffset", false},
-	{"end", "Edm.DateTimeOffset", true},
-	{"durationSeconds", "Edm.Double", true},
-	{"open", "Edm.Boolean", false},
+	{"agentId", "Edm.String", false, func(r userStateRow) any { return r.AgentID }},
+	{"kind", "Edm.String", false, func(r userStateRow) any { return r.Kind }},
+	{"value", "Edm.String", false, func(r userStateRow) any { return r.Value }},
+	{"detail", "Edm.String", false, func(r userStateRow) any { return r.Detail }},
+	{"start", "Edm.DateTimeOffset", false, func(r userStateRow) any { return r.Start }},
+	{"end", "Edm.DateTimeOffset", true, func(r userStateRow) any { return r.End }},
+	{"durationSeconds", "Edm.Double", true, func(r userStateRow) any { return r.DurationSeconds }},
+	{"open", "Edm.Boolean", false, func(r userStateRow) any { return r.Open }},
 }
 
 // feedOptions are the OData options of a feed request beyond the store's query.
@@ -148,11 +150,11 @@ func (o feedOptions) project(row userStateRow) any {
 	if o.selects == nil {
 		return row
 	}
-	all := map[string]any{"agentId": row.AgentID, "kind": row.Kind, "value": row.Value, "detail": row.Detail,
-		"start": row.Start, "end": row.End, "durationSeconds": row.DurationSeconds, "open": row.Open}
 	out := make(map[string]any, len(o.selects))
-	for _, p := range o.selects {
-		out[p] = all[p]
+	for _, p := range userStateProps {
+		if slices.Contains(o.selects, p.name) {
+			out[p.name] = p.get(row)
+		}
 	}
 	return out
 }
@@ -325,15 +327,15 @@ func parseUserStateQuery(v url.Values, h http.Header, now time.Time) (userstate.
 		q.Top = min(q.Top, o.top)
 	}
 	if s := strings.TrimSpace(v.Get("$select")); s != "" && s != "*" {
-		known := map[string]bool{}
+		var known []string
 		for _, p := range userStateProps {
-			known[p.name] = true
+			known = append(known, p.name)
 		}
 		o.selects = []string{}
 		for _, p := range strings.Split(s, ",") {
 			p = strings.TrimSpace(p)
-			if !known[p] {
-				return q, o, fault.Invalid("$select", "unknown property "+strconv.Quote(p)+" (agentId, kind, value, detail, start, end, durationSeconds, open)")
+			if !slices.Contains(known, p) {
+				return q, o, fault.Invalid("$select", "unknown property "+strconv.Quote(p)+" ("+strings.Join(known, ", ")+")")
 			}
 			if !slices.Contains(o.selects, p) {
 				o.selects = append(o.selects, p)
