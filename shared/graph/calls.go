@@ -400,25 +400,34 @@ func (r *Reader) callAuth(ctx context.Context, op, tenantID string) (context.Con
 	return withAuth(ctx, auth), nil
 }
 
+// refused reports a request Graph refused for good (a 4xx other than 429, while ctx
+// is live), with its status and the text to keep: "HTTP 403 (code)".
+func refused(ctx context.Context, err error) (int, string, bool) {
+	var se *statusError
+	if ctx.Err() != nil || !errors.As(err, &se) || se.status < 400 || se.status > 499 || se.status == 429 {
+		return 0, "", false
+	}
+	msg := "HTTP " + strconv.Itoa(se.status)
+	if se.code != "" {
+		msg += " (" + se.code + ")"
+	}
+	return se.status, msg, true
+}
+
 // callFault maps the error of one call request (nil stays nil). identifiers (user
 // ids, phone numbers) are redacted from any text kept, with the client secret.
 func (r *Reader) callFault(ctx context.Context, op string, err error, identifiers ...string) error {
 	if err == nil {
 		return nil
 	}
-	var se *statusError
-	if ctx.Err() == nil && errors.As(err, &se) && se.status >= 400 && se.status <= 499 && se.status != 429 {
-		msg := "HTTP " + strconv.Itoa(se.status)
-		if se.code != "" {
-			msg += " (" + se.code + ")"
-		}
-		switch se.status {
+	if status, msg, ok := refused(ctx, err); ok {
+		switch status {
 		case 404:
-			return &Error{Op: op, Status: se.status, msg: msg + ": the call or participant is gone", cause: fault.ErrNotFound}
+			return &Error{Op: op, Status: status, msg: msg + ": the call or participant is gone", cause: fault.ErrNotFound}
 		case 401, 403:
 			msg += ": check the app's Calls.* application permissions and admin consent in the tenant"
 		}
-		return fault.Permanent(&Error{Op: op, Status: se.status, msg: msg})
+		return fault.Permanent(&Error{Op: op, Status: status, msg: msg})
 	}
 	secrets := append(identifiers, r.opts.ClientSecret)
 	err = r.classify(ctx, op, err, secrets...)

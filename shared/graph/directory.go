@@ -569,25 +569,20 @@ func (r *Reader) dirAuth(ctx context.Context, tenantID string, cred presence.Cre
 // user, the search text, the tenant filter; also as OData literals) are redacted
 // from any text kept, with the credential's secrets.
 func (r *Reader) dirFault(ctx context.Context, op string, cred presence.Credential, err error, identifiers ...string) error {
-	var se *statusError
-	if ctx.Err() == nil && errors.As(err, &se) && se.status >= 400 && se.status <= 499 && se.status != 429 {
-		msg := "HTTP " + strconv.Itoa(se.status)
-		if se.code != "" {
-			msg += " (" + se.code + ")"
-		}
-		switch se.status {
+	if status, msg, ok := refused(ctx, err); ok {
+		switch status {
 		case 404:
-			return &Error{Op: op, Status: se.status, msg: msg + ": not in the directory", cause: fault.ErrNotFound}
+			return &Error{Op: op, Status: status, msg: msg + ": not in the directory", cause: fault.ErrNotFound}
 		case 401, 403:
 			// Graph answers 403 Authorization_RequestDenied both for a missing
 			// permission (no consent) and for an object the principal may not read
 			// (a hidden-membership group); neither says which. Both are the
 			// credential's limits: the caller's next credential may read it.
-			return &presence.AuthError{Code: "HTTP" + strconv.Itoa(se.status),
+			return &presence.AuthError{Code: "HTTP" + strconv.Itoa(status),
 				Message: "Graph refused the credential for " + op + ": " + msg +
 					"; check the directory permissions (User.Read.All, GroupMember.Read.All) consented for the account or app"}
 		}
-		return fault.Permanent(&Error{Op: op, Status: se.status, msg: msg})
+		return fault.Permanent(&Error{Op: op, Status: status, msg: msg})
 	}
 	secrets := append(r.secrets(cred, ""), identifiers...)
 	for _, id := range identifiers {
