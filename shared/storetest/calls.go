@@ -546,40 +546,14 @@ func testCallUpdateRace(t *testing.T, s calls.Store) {
 // fault.ErrConflict, and the stored call is the winner's.
 func testCallCreateRace(t *testing.T, s calls.Store) {
 	ctx := context.Background()
-	const n = 16
-	var wg sync.WaitGroup
-	wins := make(chan int, n)
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := fullCall(callIn)
-			c.ServiceID = fmt.Sprint("svc", i)
-			_, err := s.CreateCall(ctx, c)
-			switch {
-			case err == nil:
-				wins <- i
-			case !errors.Is(err, fault.ErrConflict):
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(wins)
-	close(errs)
-	for err := range errs {
-		t.Errorf("a losing create must be fault.ErrConflict: %v", err)
-	}
-	var winners []int
-	for w := range wins {
-		winners = append(winners, w)
-	}
-	if len(winners) != 1 {
-		t.Fatalf("%d creates of one id won; want exactly one", len(winners))
-	}
-	if got := mustGetCall(t, s, tenantA, callIn); got.ServiceID != fmt.Sprint("svc", winners[0]) {
-		t.Fatalf("stored call is %s's; want the winner's (svc%d)", got.ServiceID, winners[0])
+	won := oneWinner(t, 16, is(fault.ErrConflict), "fault.ErrConflict", func(i int) error {
+		c := fullCall(callIn)
+		c.ServiceID = fmt.Sprint("svc", i)
+		_, err := s.CreateCall(ctx, c)
+		return err
+	})
+	if got := mustGetCall(t, s, tenantA, callIn); got.ServiceID != fmt.Sprint("svc", won) {
+		t.Fatalf("stored call is %s's; want the winner's (svc%d)", got.ServiceID, won)
 	}
 }
 
@@ -591,43 +565,18 @@ func testCallTransitionRace(t *testing.T, s calls.Store) {
 	base.Phase, base.Agent = calls.PhaseQueued, ""
 	mustCreateCall(t, s, base)
 	notQueued := errors.New("not queued")
-	const n = 16
-	var wg sync.WaitGroup
-	wins := make(chan int, n)
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, err := s.UpdateCall(ctx, tenantA, callIn, func(c *calls.Call) error {
-				if c.Phase != calls.PhaseQueued {
-					return notQueued
-				}
-				c.Phase, c.Agent = calls.PhaseConnecting, fmt.Sprint("agent", i)
-				return nil
-			})
-			switch {
-			case err == nil:
-				wins <- i
-			case err != notQueued: // identity: fn's error comes back as is
-				errs <- err
+	// Identity: fn's error comes back as is.
+	won := oneWinner(t, 16, func(err error) bool { return err == notQueued }, "fn's error as is", func(i int) error {
+		_, err := s.UpdateCall(ctx, tenantA, callIn, func(c *calls.Call) error {
+			if c.Phase != calls.PhaseQueued {
+				return notQueued
 			}
-		}()
-	}
-	wg.Wait()
-	close(wins)
-	close(errs)
-	for err := range errs {
-		t.Errorf("a losing transition must return fn's error as is: %v", err)
-	}
-	var winners []int
-	for w := range wins {
-		winners = append(winners, w)
-	}
-	if len(winners) != 1 {
-		t.Fatalf("%d updates saw the call Queued and moved it; want exactly one", len(winners))
-	}
-	if got := mustGetCall(t, s, tenantA, callIn); got.Phase != calls.PhaseConnecting || got.Agent != fmt.Sprint("agent", winners[0]) {
-		t.Fatalf("stored %s with agent %q; want Connecting with the winner's agent%d", got.Phase, got.Agent, winners[0])
+			c.Phase, c.Agent = calls.PhaseConnecting, fmt.Sprint("agent", i)
+			return nil
+		})
+		return err
+	})
+	if got := mustGetCall(t, s, tenantA, callIn); got.Phase != calls.PhaseConnecting || got.Agent != fmt.Sprint("agent", won) {
+		t.Fatalf("stored %s with agent %q; want Connecting with the winner's agent%d", got.Phase, got.Agent, won)
 	}
 }

@@ -336,44 +336,15 @@ func testSyncUpdateRace(t *testing.T, s directory.Store) {
 // wins, the others get fault.ErrConflict, and the stored state is the winner's.
 func testSyncInsertRace(t *testing.T, s directory.Store) {
 	ctx := context.Background()
-	const n = 16
-	type win struct {
-		st directory.SyncState
-		i  int
-	}
-	var wg sync.WaitGroup
-	wins := make(chan win, n)
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			st := fullSync(tenantA, syncSales)
-			st.Members = i
-			got, err := s.PutSync(ctx, st)
-			switch {
-			case err == nil:
-				wins <- win{got, i}
-			case !errors.Is(err, fault.ErrConflict):
-				errs <- fmt.Errorf("goroutine %d: %w", i, err)
-			}
-		}()
-	}
-	wg.Wait()
-	close(wins)
-	close(errs)
-	for err := range errs {
-		t.Errorf("a losing insert must be fault.ErrConflict: %v", err)
-	}
-	var winners []win
-	for w := range wins {
-		winners = append(winners, w)
-	}
-	if len(winners) != 1 {
-		t.Fatalf("%d concurrent inserts of one state won; want exactly one", len(winners))
-	}
-	w := winners[0]
+	var got [16]directory.SyncState
+	won := oneWinner(t, len(got), is(fault.ErrConflict), "fault.ErrConflict", func(i int) error {
+		st := fullSync(tenantA, syncSales)
+		st.Members = i
+		var err error
+		got[i], err = s.PutSync(ctx, st)
+		return err
+	})
 	want := fullSync(tenantA, syncSales)
-	want.Members = w.i
-	sameSync(t, "the stored state after concurrent inserts is the winner's", mustGetSync(t, s, tenantA, syncSales), want, w.st.ETag)
+	want.Members = won
+	sameSync(t, "the stored state after concurrent inserts is the winner's", mustGetSync(t, s, tenantA, syncSales), want, got[won].ETag)
 }

@@ -228,41 +228,15 @@ func testReservationRace(t *testing.T, s routing.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 16
-	var wg sync.WaitGroup
-	wins := make(chan int, n)
-	errs := make(chan error, n)
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a := base
-			a.Hold = &routing.Hold{ServiceID: fmt.Sprintf("svc%d", i), TaskID: "t", Phase: routing.HoldOffered, Until: at}
-			_, err := s.ReplaceAgentState(ctx, a)
-			switch {
-			case err == nil:
-				wins <- i
-			case !errors.Is(err, fault.ErrPrecondition):
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	close(wins)
-	close(errs)
-	for err := range errs {
-		t.Errorf("a losing reservation must be fault.ErrPrecondition: %v", err)
-	}
-	var winners []int
-	for w := range wins {
-		winners = append(winners, w)
-	}
-	if len(winners) != 1 {
-		t.Fatalf("%d reservations won; want exactly one", len(winners))
-	}
+	won := oneWinner(t, 16, is(fault.ErrPrecondition), "fault.ErrPrecondition", func(i int) error {
+		a := base
+		a.Hold = &routing.Hold{ServiceID: fmt.Sprintf("svc%d", i), TaskID: "t", Phase: routing.HoldOffered, Until: at}
+		_, err := s.ReplaceAgentState(ctx, a)
+		return err
+	})
 	got, _ := s.GetAgentState(ctx, tenantA, "a")
-	if got.Hold == nil || got.Hold.ServiceID != fmt.Sprintf("svc%d", winners[0]) {
-		t.Fatalf("stored hold %+v is not the winner's (svc%d)", got.Hold, winners[0])
+	if got.Hold == nil || got.Hold.ServiceID != fmt.Sprintf("svc%d", won) {
+		t.Fatalf("stored hold %+v is not the winner's (svc%d)", got.Hold, won)
 	}
 }
 

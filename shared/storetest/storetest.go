@@ -341,3 +341,37 @@ func testParkingRace(t *testing.T, s parking.Store) {
 		t.Fatalf("want m1 (newest) then the two timer records, got %+v", got)
 	}
 }
+
+// oneWinner runs try(0..n-1) at once and returns the one i that won: try answers nil
+// for a win and an error for a loss, which lost must accept (what names the losers'
+// expected error in the failure). Another error, or other than exactly one winner,
+// fails the test.
+func oneWinner(t *testing.T, n int, lost func(error) bool, what string, try func(i int) error) int {
+	t.Helper()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		winners []int
+	)
+	for i := range n {
+		wg.Go(func() {
+			err := try(i)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				winners = append(winners, i)
+			case !lost(err):
+				t.Errorf("a loser must be %s: %v", what, err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(winners) != 1 {
+		t.Fatalf("%d of %d concurrent writers won; want exactly one", len(winners), n)
+	}
+	return winners[0]
+}
+
+// is is a lost func for oneWinner: the error is (wraps) target.
+func is(target error) func(error) bool { return func(err error) bool { return errors.Is(err, target) } }
