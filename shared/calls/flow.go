@@ -39,7 +39,7 @@ func (c *Controller) callEvent(ctx context.Context, tenantID, key string, ev tea
 //	                      (replacing the agent's offer leg)
 func (c *Controller) established(ctx context.Context, tenantID, key string) error {
 	enqueue := false
-	_, err := c.update(ctx, tenantID, key, func(x *Call, p *plan) error {
+	call, err := c.update(ctx, tenantID, key, func(x *Call, p *plan) error {
 		now := c.now()
 		enqueue = false
 		switch {
@@ -77,7 +77,7 @@ func (c *Controller) established(ctx context.Context, tenantID, key string) erro
 	if err != nil || !enqueue {
 		return err
 	}
-	return c.enqueue(ctx, tenantID, key)
+	return c.enqueueCall(ctx, call)
 }
 
 // playPrompt starts a prompt and adds the request to p.
@@ -120,6 +120,12 @@ func (c *Controller) enqueue(ctx context.Context, tenantID, key string) error {
 	if err != nil || x == nil {
 		return err
 	}
+	return c.enqueueCall(ctx, *x)
+}
+
+// enqueueCall is enqueue of the call as its caller has just read or written it.
+func (c *Controller) enqueueCall(ctx context.Context, x Call) error {
+	tenantID, key := x.TenantID, x.ID
 	if !x.Open() {
 		return nil
 	}
@@ -283,7 +289,8 @@ func (c *Controller) takeExit(ctx context.Context, tenantID, key string) error {
 	}
 	exit := svc.Calls.Exit
 	var then func() error
-	call, err := c.update(ctx, tenantID, key, func(x *Call, p *plan) error {
+	var call Call // as written, for then
+	call, err = c.update(ctx, tenantID, key, func(x *Call, p *plan) error {
 		then = nil
 		if x.Phase != PhaseAnnouncing {
 			return errSkip
@@ -314,7 +321,7 @@ func (c *Controller) takeExit(ctx context.Context, tenantID, key string) error {
 			x.step(now, "exit", "", "service "+exit.Target)
 			x.ServiceID, x.TaskID, x.Exit = exit.Target, "", ""
 			x.Phase, x.Due = PhaseQueued, now.Add(RetrySoon)
-			then = func() error { return c.enqueue(ctx, tenantID, key) }
+			then = func() error { return c.enqueueCall(ctx, call) }
 		default:
 			x.step(now, "exit", "", "hang up")
 			x.end(now, "Exit"+string(x.Exit))
@@ -551,7 +558,8 @@ func (c *Controller) operation(ctx context.Context, tenantID, key string, op tea
 //	announcement → the exit
 func (c *Controller) promptDone(ctx context.Context, tenantID, key string, op teams.Operation) error {
 	var next func() error
-	_, err := c.update(ctx, tenantID, key, func(x *Call, p *plan) error {
+	var call Call // as written, for next
+	call, err := c.update(ctx, tenantID, key, func(x *Call, p *plan) error {
 		next = nil
 		if !x.Open() || x.Media.Context != op.ClientContext {
 			return errSkip
@@ -565,7 +573,7 @@ func (c *Controller) promptDone(ctx context.Context, tenantID, key string, op te
 		case x.Phase == PhaseGreeting && x.Media.Kind == MediaGreeting:
 			x.Media = Media{Seq: x.Media.Seq}
 			x.Phase, x.Due = PhaseQueued, now.Add(RetrySoon)
-			next = func() error { return c.enqueue(ctx, tenantID, key) }
+			next = func() error { return c.enqueueCall(ctx, call) }
 		case x.Phase == PhaseQueued && x.Media.Kind == MediaMusic:
 			if !op.Succeeded() {
 				x.Media = Media{Seq: x.Media.Seq} // silence until the watchdog tries again
